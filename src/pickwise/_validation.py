@@ -63,3 +63,17 @@ def check_choice(name: str, value: Any, choices: dict[str, Any] | list[str] | tu
     if value not in choices:
         raise ValueError(f"unknown {name} {_show(value)}; choose one of {sorted(choices)}")
     return choices[value] if isinstance(choices, dict) else value
+
+
+def check_k(pool: Any, k: Any) -> int:
+    """Validate a batch size against a pool; returns ``k`` as int."""
+    n_unl = pool.n_unlabeled
+    if n_unl == 0:
+        raise ValueError(f"the pool has no unlabelled items left (all {len(pool)} are labelled)")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"k must be an integer; got {_show(k)}")
+    if k <= 0:
+        raise ValueError(f"k must be >= 1; got {k}")
+    if k > n_unl:
+        raise ValueError(f"k={k} exceeds the {n_unl} unlabelled items in the pool")
+    return int(k)
