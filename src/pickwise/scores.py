@@ -1,0 +1,137 @@
+"""Acquisition scores: pure functions over probability arrays. Higher = more informative.
+
+Single-model scores take ``probs`` of shape (n, n_classes); MC-dropout scores take
+``draws`` of shape (n_draws, n, n_classes); committee scores take ``members`` of shape
+(n_members, n, n_classes). Every function returns a float64 array of shape (n,).
+Entropies use natural logarithms. Definitions follow ../shared/ALGORITHMS.md (Gal et al. 2017
+for the MC scores; Settles' survey for the committee scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._validation import check_choice, check_probs
+
+__all__ = [
+    "least_confidence",
+    "margin",
+    "entropy",
+    "bald",
+    "variation_ratio",
+    "mean_std",
+    "max_entropy",
+    "vote_entropy",
+    "kl_to_consensus",
+    "SCORES",
+    "MC_SCORES",
+    "COMMITTEE_SCORES",
+    "get_score",
+]
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    # 0 log 0 = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=-1)
+
+
+def least_confidence(probs: np.ndarray) -> np.ndarray:
+    """1 − max_c p_c, in [0, 1 − 1/K]."""
+    p = check_probs("probs", probs)
+    return 1.0 - p.max(axis=1)
+
+
+def margin(probs: np.ndarray) -> np.ndarray:
+    """1 − (p_(1) − p_(2)): one minus the gap between the two most likely classes, in [0, 1]."""
+    p = check_probs("probs", probs)
+    if p.shape[1] < 2:
+        return np.zeros(p.shape[0])
+    top2 = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Predictive entropy −Σ p_c log p_c, in [0, log K]."""
+    p = check_probs("probs", probs)
+    return _entropy(p)
+
+
+def max_entropy(draws: np.ndarray) -> np.ndarray:
+    """Entropy of the mean prediction over MC draws, H(mean_t p_t)."""
+    d = check_probs("draws", draws, ndim=3)
+    return _entropy(d.mean(axis=0))
+
+
+def bald(draws: np.ndarray) -> np.ndarray:
+    """Mutual information H(mean_t p_t) − mean_t H(p_t) (Houlsby et al. 2011; Gal et al. 2017).
+
+    Averages probabilities, not logits. Zero when all draws agree; clipped at 0 against rounding.
+    """
+    d = check_probs("draws", draws, ndim=3)
+    return np.maximum(_entropy(d.mean(axis=0)) - _entropy(d).mean(axis=0), 0.0)
+
+
+def variation_ratio(draws: np.ndarray) -> np.ndarray:
+    """1 − (count of the modal predicted class over draws) / n_draws, in [0, 1 − 1/K]."""
+    d = check_probs("draws", draws, ndim=3)
+    n_draws, n, k = d.shape
+    votes = d.argmax(axis=2)  # (T, n)
+    counts = np.zeros((n, k), dtype=np.int64)
+    np.add.at(counts, (np.broadcast_to(np.arange(n), votes.shape), votes), 1)
+    return 1.0 - counts.max(axis=1) / n_draws
+
+
+def mean_std(draws: np.ndarray) -> np.ndarray:
+    """Mean over classes of the standard deviation over draws of p_c."""
+    d = check_probs("draws", draws, ndim=3)
+    return d.std(axis=0).mean(axis=1)
+
+
+def vote_entropy(members: np.ndarray) -> np.ndarray:
+    """−Σ_c (V_c / C) log(V_c / C), V_c = number of committee members voting for class c."""
+    m = check_probs("members", members, ndim=3)
+    n_members, n, k = m.shape
+    votes = m.argmax(axis=2)
+    counts = np.zeros((n, k), dtype=np.float64)
+    np.add.at(counts, (np.broadcast_to(np.arange(n), votes.shape), votes), 1.0)
+    return _entropy(counts / n_members)
+
+
+def kl_to_consensus(members: np.ndarray) -> np.ndarray:
+    """mean_c KL(P_c ‖ P_mean): the average divergence of each member from the consensus."""
+    m = check_probs("members", members, ndim=3)
+    consensus = m.mean(axis=0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(m > 0, m * (np.log(np.where(m > 0, m, 1.0)) - np.log(np.where(m > 0, consensus, 1.0))), 0.0)
+    return np.maximum(terms.sum(axis=2).mean(axis=0), 0.0)
+
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+#: single-model scores over probs (n, K), by name (the one table of names)
+SCORES: dict[str, ScoreFn] = {
+    "least_confidence": least_confidence,
+    "margin": margin,
+    "entropy": entropy,
+}
+#: scores over MC draws (T, n, K)
+MC_SCORES: dict[str, ScoreFn] = {
+    "bald": bald,
+    "variation_ratio": variation_ratio,
+    "mean_std": mean_std,
+    "max_entropy": max_entropy,
+}
+#: scores over committee members (C, n, K)
+COMMITTEE_SCORES: dict[str, ScoreFn] = {
+    "vote_entropy": vote_entropy,
+    "kl_to_consensus": kl_to_consensus,
+}
+
+
+def get_score(name: str) -> ScoreFn:
+    """Look a score up by name in any of the three tables."""
+    return check_choice("score", name, {**SCORES, **MC_SCORES, **COMMITTEE_SCORES})
