@@ -1,0 +1,457 @@
+"""Dataset loaders: scikit-learn digits, IDX (MNIST, Fashion-MNIST), PMLB tables, SMS text, and
+generic ``.npy`` / ``.csv`` / ``.parquet`` arrays.
+
+Every loader returns a :class:`Dataset` with integer labels ``0..n_classes-1``. Sets without an
+official test split (digits, PMLB, SMS) are split here by :func:`stratified_split`, which depends
+only on ``seed``. Files are found under :func:`~pickwise.data.sources.data_root`; nothing here
+touches the network (see :func:`pickwise.data.download`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_positive_int
+from ..utils import n_items, take
+from .sources import PMLB_NAMES, SOURCES, data_root, folder_name
+
+__all__ = [
+    "DATASETS", "Dataset", "load", "load_arrays", "load_digits", "load_fashion_mnist", "load_mnist",
+    "load_pmlb", "load_sms_spam", "make_dataset", "read_idx", "stratified_split", "text_features",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A train/test pair with integer labels.
+
+    Attributes
+    ----------
+    x_train, x_test : ndarray of shape (n, ...) or list of str
+        Features (float32 for the built-in numeric sets) or raw texts (SMS).
+    y_train, y_test : ndarray of shape (n,), int64
+        Labels in ``0..n_classes-1``.
+    n_classes : int
+    name : str
+    feature_names : tuple of str, optional
+    class_names : tuple of str, optional
+        ``class_names[k]`` names label ``k`` (for re-encoded sets: the original label value).
+    """
+
+    x_train: Any
+    y_train: np.ndarray
+    x_test: Any
+    y_test: np.ndarray
+    n_classes: int
+    name: str
+    feature_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for part in ("train", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype != np.int64:
+                raise ValueError(f"y_{part} must be a 1-D int64 ndarray; got {type(y).__name__} "
+                                 f"{getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}")
+            if n_items(x) != len(y):
+                raise ValueError(f"x_{part} has {n_items(x)} items but y_{part} has {len(y)}")
+            if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
+                raise ValueError(f"y_{part} must lie in 0..{self.n_classes - 1}; "
+                                 f"got values in [{y.min()}, {y.max()}]")
+        if self.class_names is not None and len(self.class_names) != self.n_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} entries for {self.n_classes} classes")
+
+    def __repr__(self) -> str:
+        def shape(x: Any) -> str:
+            return str(tuple(x.shape)) if hasattr(x, "shape") else f"({len(x)} texts)"
+        return (f"Dataset(name={self.name!r}, train={shape(self.x_train)}, "
+                f"test={shape(self.x_test)}, n_classes={self.n_classes})")
+
+
+# ---------------------------------------------------------------- splitting and encoding
+
+def stratified_split(
+    y: np.ndarray, *, test_size: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified train/test split of row indices.
+
+    Each class contributes ``round(test_size * n_c)`` rows to the test part, but a class with at
+    least two rows keeps at least one on each side (a singleton class stays in train). Both index
+    arrays come back in a seeded random order, so a prefix is a random subset.
+
+    Returns
+    -------
+    (train_idx, test_idx) : ndarrays of int64
+    """
+    if isinstance(test_size, bool) or not isinstance(test_size, (float, int)) or not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")
+    rng = np.random.default_rng(seed)
+    _, inverse = np.unique(np.asarray(y), return_inverse=True)
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
+    for k in range(int(inverse.max()) + 1 if len(inverse) else 0):
+        members = rng.permutation(np.flatnonzero(inverse == k))
+        n_test = int(round(test_size * len(members)))
+        n_test = min(max(n_test, 1 if len(members) >= 2 else 0), len(members) - 1)
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    empty = np.empty(0, dtype=np.int64)
+    train_idx = rng.permutation(np.concatenate(train)) if train else empty
+    test_idx = rng.permutation(np.concatenate(test)) if test else empty
+    return train_idx.astype(np.int64), test_idx.astype(np.int64)
+
+
+def _label_name(value: Any) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def make_dataset(
+    x: Any, y: Any, *, name: str = "arrays", test_size: float = 0.2, seed: int = 0,
+    feature_names: Sequence[str] | None = None,
+) -> Dataset:
+    """Encode labels to ``0..K-1`` (sorted unique values) and split ``x, y`` with
+    :func:`stratified_split`. ``x`` is an array (memory-mapped is fine) or a list of texts."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n_items(x):
+        raise ValueError(f"y must have shape ({n_items(x)},) to match x; got {y.shape}")
+    values, codes = np.unique(y, return_inverse=True)
+    codes = codes.astype(np.int64).ravel()
+    tr, te = stratified_split(codes, test_size=test_size, seed=seed)
+    return Dataset(
+        take(x, tr), codes[tr], take(x, te), codes[te], n_classes=len(values), name=name,
+        feature_names=tuple(feature_names) if feature_names is not None else None,
+        class_names=tuple(_label_name(v) for v in values),
+    )
+
+
+def _require(path: Path, dataset: str) -> Path:
+    if not path.is_file():
+        hint = (f"download it with pickwise.data.download({dataset!r}, root)" if dataset in SOURCES
+                else f"place it at {path}")
+        raise FileNotFoundError(
+            f"dataset file {path} not found; {hint}, or set PICKWISE_DATA to the folder that "
+            f"holds {dataset}/ (the default root is ~/.cache/pickwise)"
+        )
+    return path
+
+
+# ---------------------------------------------------------------- digits
+
+def load_digits(*, test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's 8×8 digits (1797 × 64, 10 classes), pixels scaled to [0, 1] (÷16), float32.
+
+    Ships inside scikit-learn, so no files are needed. Split by :func:`stratified_split`.
+    """
+    from sklearn.datasets import load_digits as _sk_digits  # heavy-ish import; only when used
+
+    bunch = _sk_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    ds = make_dataset(x, bunch.target, name="digits", test_size=test_size, seed=seed,
+                      feature_names=bunch.feature_names)
+    return ds
+
+
+# ---------------------------------------------------------------- IDX (MNIST, Fashion-MNIST)
+
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: PathLike, *, magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw) into a native-endian ndarray.
+
+    The header is two zero bytes, a type code, the number of dimensions, then each dimension as
+    a big-endian uint32. The magic number (first four bytes) is checked against ``magic`` when
+    given, and the data length against the dimensions. Raises ``ValueError`` naming the file on
+    any inconsistency or a damaged gzip stream.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        compressed = fh.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise ValueError(f"{path} is not a readable IDX file: {exc}") from exc
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found is None or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise ValueError(f"{path} is not an IDX file: bad magic number {raw[:4].hex() or '(empty)'}")
+    if magic is not None and found != magic:
+        raise ValueError(f"{path}: IDX magic number is 0x{found:08x}, expected 0x{magic:08x}")
+    ndim = raw[3]
+    start = 4 + 4 * ndim
+    if len(raw) < start:
+        raise ValueError(f"{path}: IDX header truncated ({len(raw)} bytes for {ndim} dimensions)")
+    dims = struct.unpack(f">{ndim}I", raw[4:start])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - start != expected:
+        raise ValueError(f"{path}: IDX header declares shape {dims} ({expected} data bytes) "
+                         f"but the file holds {len(raw) - start} data bytes")
+    return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _load_idx_set(name: str, root: PathLike | None, flatten: bool, normalize: bool,
+                  class_names: tuple[str, ...]) -> Dataset:
+    folder = data_root(root) / name
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_require(folder / f"{prefix}-images-idx3-ubyte.gz", name), magic=0x0803)
+        labels = read_idx(_require(folder / f"{prefix}-labels-idx1-ubyte.gz", name), magic=0x0801)
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{folder}: {prefix} images hold {images.shape[0]} items but labels "
+                             f"hold {labels.shape[0]}")
+        if labels.size and labels.max() >= len(class_names):
+            raise ValueError(f"{folder}: {prefix} labels reach {labels.max()}, expected < {len(class_names)}")
+        x = images.reshape(len(images), -1) if flatten else images[:, None]
+        if normalize:
+            x = x.astype(np.float32)
+            x /= 255.0
+        parts[split] = (x, labels.astype(np.int64))
+    return Dataset(*parts["train"], *parts["test"], n_classes=len(class_names), name=name,
+                   class_names=class_names)
+
+
+def load_mnist(root: PathLike | None = None, *, flatten: bool = True, normalize: bool = True) -> Dataset:
+    """MNIST from the four official IDX ``.gz`` files in ``<root>/mnist/`` (official split 60000/10000).
+
+    ``flatten`` gives shape (n, 784), else (n, 1, 28, 28). ``normalize`` gives float32 in
+    [0, 1], else the raw uint8 pixels.
+    """
+    return _load_idx_set("mnist", root, flatten, normalize, tuple(str(d) for d in range(10)))
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def load_fashion_mnist(root: PathLike | None = None, *, flatten: bool = True,
+                       normalize: bool = True) -> Dataset:
+    """Fashion-MNIST from ``<root>/fashion-mnist/``; same layout and options as :func:`load_mnist`."""
+    return _load_idx_set("fashion-mnist", root, flatten, normalize, FASHION_CLASSES)
+
+
+# ---------------------------------------------------------------- PMLB tables
+
+def load_pmlb(name: str, root: PathLike | None = None, *, test_size: float = 0.2, seed: int = 0,
+              standardize: bool = True) -> Dataset:
+    """A PMLB table ``<root>/<name>/<name>.tsv.gz``: header row, label column ``target``.
+
+    Labels are re-encoded to ``0..K-1`` in sorted order of the original values (kept in
+    ``class_names``). Features are float32; with ``standardize`` they are centred and scaled by
+    the training part's mean and standard deviation (constant columns are only centred).
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise ValueError(f"PMLB dataset name must be a plain folder name; got {name!r}")
+    path = _require(data_root(root) / name / f"{name}.tsv.gz", name)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\r\n").split("\t")
+            if "target" not in header:
+                raise ValueError(f"{path} has no 'target' column; columns are {header}")
+            table = np.loadtxt(fh, delimiter="\t", dtype=np.float64, ndmin=2)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path} is not a readable gzip table: {exc}") from exc
+    if table.shape[1] != len(header):
+        raise ValueError(f"{path}: header has {len(header)} columns but rows have {table.shape[1]}")
+    t = header.index("target")
+    features = [c for i, c in enumerate(header) if i != t]
+    ds = make_dataset(np.delete(table, t, axis=1), table[:, t], name=name, test_size=test_size,
+                      seed=seed, feature_names=features)
+    x_train, x_test = ds.x_train, ds.x_test
+    if standardize:
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std[std == 0] = 1.0
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    return Dataset(x_train.astype(np.float32), ds.y_train, x_test.astype(np.float32), ds.y_test,
+                   n_classes=ds.n_classes, name=name, feature_names=ds.feature_names,
+                   class_names=ds.class_names)
+
+
+# ---------------------------------------------------------------- SMS spam (text)
+
+def load_sms_spam(root: PathLike | None = None, *, test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """SMS Spam Collection v.1 from ``<root>/sms-spam/SMSSpamCollection`` (``label<TAB>text``).
+
+    ``x_train``/``x_test`` are lists of str; labels are ham=0, spam=1. Use :func:`text_features`
+    for numeric features.
+    """
+    path = _require(data_root(root) / "sms-spam" / "SMSSpamCollection", "sms-spam")
+    texts: list[str] = []
+    labels: list[int] = []
+    codes = {"ham": 0, "spam": 1}
+    # split on "\n" only: str.splitlines would also break on control characters inside messages
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        label, sep, text = line.partition("\t")
+        if not sep or label not in codes:
+            raise ValueError(f"{path}:{lineno}: expected 'ham<TAB>text' or 'spam<TAB>text'; got {line[:40]!r}")
+        texts.append(text)
+        labels.append(codes[label])
+    y = np.asarray(labels, dtype=np.int64)
+    tr, te = stratified_split(y, test_size=test_size, seed=seed)
+    return Dataset(take(texts, tr), y[tr], take(texts, te), y[te], n_classes=2, name="sms-spam",
+                   class_names=("ham", "spam"))
+
+
+def text_features(train_texts: Sequence[str], test_texts: Sequence[str], *,
+                  max_features: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """TF-IDF features fitted on ``train_texts`` only: dense float32 arrays of shape
+    (n_train, d) and (n_test, d) with ``d <= max_features``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    max_features = check_positive_int("max_features", max_features)
+    vec = TfidfVectorizer(max_features=max_features, dtype=np.float32)
+    x_train = vec.fit_transform(list(train_texts)).toarray()
+    x_test = vec.transform(list(test_texts)).toarray()
+    return x_train, x_test
+
+
+# ---------------------------------------------------------------- generic arrays
+
+_INSTALL_HINT = "reading .parquet needs pandas and pyarrow: pip install pickwise[data]"
+
+
+def _read_parquet(path: Path) -> tuple[list[str], Any]:
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as exc:  # pandas present, pyarrow/fastparquet missing
+        raise ImportError(_INSTALL_HINT) from exc
+    return [str(c) for c in frame.columns], frame
+
+
+def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise ValueError(f"{path} is empty; expected a header row")
+    cells = np.loadtxt(path, delimiter=",", skiprows=1, dtype=str, quotechar='"', ndmin=2,
+                       encoding="utf-8")
+    if cells.size and cells.shape[1] != len(header):
+        raise ValueError(f"{path}: header has {len(header)} columns but rows have {cells.shape[1]}")
+    return header, cells.reshape(-1, len(header))
+
+
+def _label_index(path: Path, columns: list[str], label_column: str | None) -> int:
+    if label_column is not None:
+        if label_column not in columns:
+            raise ValueError(f"label_column {label_column!r} not in {path}; columns are {columns}")
+        return columns.index(label_column)
+    return columns.index("label") if "label" in columns else len(columns) - 1
+
+
+def _as_labels(values: np.ndarray) -> np.ndarray:
+    """Numeric labels become int64 (when integral) or float64; anything else stays as is."""
+    try:
+        numeric = values.astype(np.float64)
+    except (ValueError, TypeError):
+        return values
+    return numeric.astype(np.int64) if np.all(np.mod(numeric, 1) == 0) else numeric
+
+
+def _read_table(path: Path, label_column: str | None, with_label: bool,
+                dtype: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(features, labels) of a .csv/.parquet table; features None when only labels are wanted."""
+    if path.suffix == ".csv":
+        columns, cells = _read_csv(path)
+        column = lambda i: cells[:, i]  # noqa: E731
+        select = lambda idx: cells[:, idx].astype(dtype)  # noqa: E731
+    else:
+        columns, frame = _read_parquet(path)
+        column = lambda i: frame.iloc[:, i].to_numpy()  # noqa: E731
+        select = lambda idx: frame.iloc[:, idx].to_numpy(dtype=dtype)  # noqa: E731
+    if not with_label:
+        return select(list(range(len(columns)))), None
+    li = _label_index(path, columns, label_column)
+    features = [i for i in range(len(columns)) if i != li]
+    return select(features), _as_labels(np.asarray(column(li)))
+
+
+_SUFFIXES = (".npy", ".csv", ".parquet")
+
+
+def load_arrays(x_path: PathLike, y_path: PathLike | None = None, *, mmap: bool = True,
+                label_column: str | None = None, dtype: Any = np.float32
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features and labels from ``.npy``, ``.csv`` or ``.parquet`` files.
+
+    - ``.npy``: loaded with ``allow_pickle=False``; memory-mapped read-only when ``mmap`` (the
+      stored dtype is kept). Without ``y_path`` the labels are ``None`` (an unlabelled pool).
+    - ``.csv`` (header row, comma-separated) and ``.parquet`` (needs ``pickwise[data]``):
+      without ``y_path`` the label column is ``label_column``, else a column named ``"label"``,
+      else the last column; the other columns are the features, cast to ``dtype``.
+    - ``y_path`` may be any of the three; for a table the same column rule picks the labels.
+
+    Labels are returned as stored (integral numbers as int64); use :func:`make_dataset` to
+    encode and split them.
+    """
+    x_path = Path(x_path)
+    paths = [x_path] + ([Path(y_path)] if y_path is not None else [])
+    for path in paths:
+        if path.suffix not in _SUFFIXES:
+            raise ValueError(f"unsupported file type {path.suffix!r} for {path}; use one of {_SUFFIXES}")
+        if not path.is_file():
+            raise FileNotFoundError(f"array file {path} not found")
+    y: np.ndarray | None = None
+    if x_path.suffix == ".npy":
+        x = np.load(x_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    else:
+        x, y = _read_table(x_path, label_column, y_path is None, dtype)
+    if y_path is not None:
+        y_file = Path(y_path)
+        if y_file.suffix == ".npy":
+            y = np.load(y_file, allow_pickle=False)
+        else:
+            _, y = _read_table(y_file, label_column, True, dtype)
+        if len(y) != len(x):
+            raise ValueError(f"{y_file} holds {len(y)} labels but {x_path} holds {len(x)} rows")
+    return x, y
+
+
+# ---------------------------------------------------------------- the one name table
+
+def _load_digits_entry(root: PathLike | None = None, **kw: Any) -> Dataset:
+    return load_digits(**kw)  # digits ships with scikit-learn; root is irrelevant
+
+
+_TABLE: MappingProxyType[str, Callable[..., Dataset]] = MappingProxyType({
+    "digits": _load_digits_entry,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    **{name: partial(load_pmlb, name) for name in PMLB_NAMES},
+    "sms-spam": load_sms_spam,
+})
+
+#: Names accepted by :func:`load` (``"fashion_mnist"`` and ``"sms_spam"`` are accepted too).
+DATASETS: tuple[str, ...] = tuple(_TABLE)
+
+
+def load(name: str, root: PathLike | None = None, **kw: Any) -> Dataset:
+    """Load a dataset by name; ``kw`` go to its loader (e.g. ``seed=``, ``flatten=``)."""
+    canonical = folder_name(name) if isinstance(name, str) else name
+    if canonical not in _TABLE:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    return _TABLE[canonical](root, **kw)
