@@ -1,0 +1,90 @@
+"""The one table where names become objects: used by the CLI and the benchmark configs.
+
+Library code never looks names up here; it takes objects. Each entry builds a fresh object from
+keyword options, so a config can say ``strategy = "bald"`` and ``n_draws = 10``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._validation import check_choice
+
+
+def _strategies() -> dict[str, Callable[..., Any]]:
+    from . import strategies as s
+
+    table: dict[str, Callable[..., Any]] = {
+        "random": lambda **kw: s.Random(),
+        "least_confidence": lambda **kw: s.Uncertainty(score="least_confidence", **_pick(kw, "chunk_size")),
+        "margin": lambda **kw: s.Uncertainty(score="margin", **_pick(kw, "chunk_size")),
+        "entropy": lambda **kw: s.Uncertainty(score="entropy", **_pick(kw, "chunk_size")),
+    }
+    for score in ("bald", "variation_ratio", "mean_std", "max_entropy"):
+        table[score] = lambda score=score, **kw: s.MCDropout(score=score, **_pick(kw, "n_draws", "chunk_size"))
+    table.update(_batch_strategies())
+    return table
+
+
+def _batch_strategies() -> dict[str, Callable[..., Any]]:
+    """Strategies from the batch-strategy modules (BADGE, core-set, ...), when present."""
+    return {}
+
+
+def _pick(kw: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: kw[n] for n in names if kw.get(n) is not None}
+
+
+#: strategies that need MC-dropout draws (the model must have dropout)
+MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbald")
+
+
+def strategy_names() -> list[str]:
+    return sorted(_strategies())
+
+
+def make_strategy(name: str, **options: Any) -> Any:
+    """A strategy by name; ``options`` are passed on where the strategy takes them."""
+    factory = check_choice("strategy", name, _strategies())
+    return factory(**options)
+
+
+MODEL_NAMES = ("mlp", "cnn", "logreg")
+
+
+def model_factory(
+    name: str,
+    *,
+    n_features: int,
+    n_classes: int,
+    hidden: int = 128,
+    dropout: float = 0.2,
+    epochs: int = 60,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    image_shape: tuple[int, ...] | None = None,
+) -> Callable[[], Any]:
+    """A zero-argument factory of fresh models (the pool loop calls it every round)."""
+    check_choice("model", name, MODEL_NAMES)
+    if name == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        from .adapters.sklearn import SklearnClassifier
+
+        return lambda: SklearnClassifier(LogisticRegression(max_iter=500), n_classes=n_classes)
+
+    from .adapters.nets import mlp, small_cnn
+    from .adapters.torch import TorchClassifier
+
+    def make() -> Any:
+        if name == "mlp":
+            module = mlp(n_features, n_classes, hidden=(hidden,), dropout=dropout)
+        else:
+            side = int(round(n_features**0.5))
+            if image_shape is None and side * side != n_features:
+                raise ValueError(f"model 'cnn' needs square single-channel images; got {n_features} features")
+            module = small_cnn(1, n_classes, image_size=side, dropout=max(dropout, 0.0))
+        return TorchClassifier(module, n_classes=n_classes, epochs=epochs, batch_size=batch_size, lr=lr)
+
+    return make

@@ -1,0 +1,223 @@
+"""The ``pickwise`` command: run, demo (and more as they land). ``pickwise --help`` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .catalog import MC_STRATEGIES, MODEL_NAMES, make_strategy, model_factory, strategy_names
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="dataset name (default: digits, needs no files)")
+    p.add_argument("--data-root", default=None, help="folder with the datasets (default: $PICKWISE_DATA)")
+    p.add_argument("--model", default="mlp", choices=MODEL_NAMES, help="model (default: mlp)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP (default: 128)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the head (default: 0.2)")
+    p.add_argument("--epochs", type=int, default=60, help="training epochs per round (default: 60)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
+    p.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
+    p.add_argument("--k", type=int, default=20, help="batch size: labels per round (default: 20)")
+    p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
+    p.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pickwise", description="Active learning: choose which data to label, and measure whether it beats random."
+    )
+    parser.add_argument("--version", action="version", version=f"pickwise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="simulate pool-based active learning with one strategy")
+    _add_common(run)
+    run.add_argument("--strategy", default="entropy", help=f"one of: {', '.join(strategy_names())}")
+    run.add_argument("--seed", type=int, default=0, help="seed for the initial labels, training and selection")
+    run.add_argument("--out", default="runs", help="output folder for the JSONL records and the PNG (default: runs)")
+
+    demo = sub.add_parser("demo", help="compare random with the uncertainty strategies on digits")
+    _add_common(demo)
+    demo.add_argument("--strategies", default=None, help="comma-separated names (default: the demo set)")
+    demo.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
+    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--jobs", type=int, default=None, help="parallel processes (default: number of cores)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .data import load
+
+    ds = load(args.dataset, root=args.data_root)
+    if args.max_train is not None:
+        from dataclasses import replace
+
+        ds = replace(ds, x_train=ds.x_train[: args.max_train], y_train=ds.y_train[: args.max_train])
+    return ds
+
+
+def _flat(x: Any) -> Any:
+    return x.reshape(len(x), -1) if isinstance(x, np.ndarray) and x.ndim > 2 else x
+
+
+def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, *, progress: bool, echo: bool) -> list:
+    """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes)."""
+    from .loop import initial_pool, pool_rounds
+    from .metrics import holdout
+
+    ds = _load(args)
+    x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
+    if not isinstance(x_train, np.ndarray):
+        raise ValueError(f"dataset {args.dataset!r} is not numeric; choose a numeric dataset for 'run'")
+    if strategy_name in MC_STRATEGIES and args.dropout <= 0:
+        raise ValueError(f"strategy {strategy_name!r} needs MC dropout; pass --dropout > 0 (got {args.dropout})")
+    strategy = make_strategy(strategy_name, n_draws=args.n_draws)
+    make_model = model_factory(
+        args.model,
+        n_features=x_train.shape[1],
+        n_classes=ds.n_classes,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        lr=args.lr,
+    )
+    pool = initial_pool(len(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
+    path = out / f"{args.dataset}_{args.model}_{strategy_name}_k{args.k}_seed{seed}.jsonl"
+    rounds = pool_rounds(
+        make_model,
+        strategy,
+        x_train,
+        pool,
+        ds.y_train,
+        k=args.k,
+        seed=seed,
+        evaluate=holdout(x_test, ds.y_test),
+        rounds=args.rounds,
+        records=path,
+    )
+    from tqdm import tqdm
+
+    bar = tqdm(rounds, total=args.rounds + 1, desc=f"{strategy_name} seed {seed}", disable=not progress, unit="round")
+    if echo:
+        tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8}")
+    recs = []
+    for rec in bar:
+        recs.append(rec)
+        acc = rec.metrics.get("accuracy", float("nan"))
+        bar.set_postfix(labelled=rec.n_labeled, acc=f"{acc:.3f}")
+        if echo:
+            tqdm.write(
+                f"{rec.round:>5} {rec.n_labeled:>8} {acc:>8.4f} {rec.metrics.get('macro_f1', float('nan')):>8.4f} "
+                f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f}"
+            )
+    return recs
+
+
+def _curve(recs: list) -> tuple[list[int], list[float]]:
+    return [r.n_labeled for r in recs], [r.metrics["accuracy"] for r in recs]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recs = run_one(args, args.strategy, args.seed, out, progress=not args.no_progress, echo=True)
+    png = out / f"{args.dataset}_{args.model}_{args.strategy}_k{args.k}_seed{args.seed}.png"
+    from .plots import learning_curves
+
+    learning_curves({args.strategy: [_curve(recs)]}, png, title=f"{args.dataset} / {args.model}")
+    print(f"records: {png.with_suffix('.jsonl')}\nfigure:  {png}")
+    return 0
+
+
+DEMO_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald")
+
+
+def _demo_job(job: tuple[argparse.Namespace, str, int, str]) -> tuple[str, int, list]:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    args, name, seed, out = job
+    return name, seed, run_one(args, name, seed, Path(out), progress=False, echo=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    names = args.strategies.split(",") if args.strategies else list(DEMO_STRATEGIES)
+    for n in names:
+        make_strategy(n)  # fail fast on unknown names
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(args, n, s, str(out)) for s in range(args.seeds) for n in names]
+    n_jobs = args.jobs or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    results: dict[str, list] = {n: [] for n in names}
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn")) as ex:
+        for name, seed, recs in tqdm(
+            ex.map(_demo_job, jobs), total=len(jobs), desc="demo runs", disable=args.no_progress, unit="run"
+        ):
+            results[name].append(recs)
+    wall = time.perf_counter() - t0
+
+    from .plots import learning_curves
+
+    png = out / "demo.png"
+    learning_curves(
+        {n: [_curve(r) for r in runs] for n, runs in results.items()},
+        png,
+        title=f"{args.dataset}: {args.initial} initial + {args.rounds} rounds of {args.k}",
+    )
+    print(
+        f"\n{args.dataset}, {args.model}, {args.initial} initial labels + {args.rounds} rounds of {args.k}, "
+        f"{args.seeds} seeds (mean ± standard error)"
+    )
+    print(f"{'strategy':<18} {'final labels':>12} {'final accuracy':>16} {'mean acc over curve':>20}")
+    base = None
+    for n, runs in results.items():
+        final = np.array([r[-1].metrics["accuracy"] for r in runs])
+        area = np.array([np.mean([x.metrics["accuracy"] for x in r]) for r in runs])
+        se = final.std(ddof=1) / np.sqrt(len(final)) if len(final) > 1 else 0.0
+        se_a = area.std(ddof=1) / np.sqrt(len(area)) if len(area) > 1 else 0.0
+        print(f"{n:<18} {runs[0][-1].n_labeled:>12} {final.mean():>9.4f} ± {se:.4f} {area.mean():>13.4f} ± {se_a:.4f}")
+        if n == "random":
+            base = final.mean()
+    if base is not None:
+        best = max(results, key=lambda n: np.mean([r[-1].metrics["accuracy"] for r in results[n]]))
+        print(f"best final accuracy: {best}; random: {base:.4f}")
+    print(f"wall time {wall:.1f} s with {n_jobs} processes; records in {out}/, figure {png}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"pickwise {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
