@@ -46,8 +46,8 @@ def test_chunked_scores_equal_unchunked(setting):
     a = Uncertainty(score="entropy", chunk_size=3).scores(model, x, unl)
     b = Uncertainty(score="entropy", chunk_size=10_000).scores(model, x, unl)
     np.testing.assert_array_equal(a, b)
-    c = MCDropout(n_draws=4, chunk_size=3).scores(model, x, unl, seed=5)
-    d = MCDropout(n_draws=4, chunk_size=10_000).scores(model, x, unl, seed=5)
+    c = MCDropout(n_draws=4, chunk_size=3).scores(model, x, unl, rng=np.random.default_rng(5))
+    d = MCDropout(n_draws=4, chunk_size=10_000).scores(model, x, unl, rng=np.random.default_rng(5))
     np.testing.assert_allclose(c, d, rtol=0, atol=1e-12)
 
 

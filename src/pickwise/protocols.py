@@ -70,6 +70,19 @@ class Strategy(Protocol):
 
 
 @runtime_checkable
+class ScoreBased(Protocol):
+    """A strategy that is top-k over a per-item score; wrappers (e.g. candidate subsampling) use it.
+
+    ``select`` must equal ``indices[top_k(scores(model, x, indices, rng=rng), k, rng=rng)]`` over
+    the sorted unlabelled indices, consuming ``rng`` in that order.
+    """
+
+    needs: ClassVar[tuple[type, ...]]
+
+    def scores(self, model: Any, x: Any, indices: np.ndarray, *, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@runtime_checkable
 class StreamSelector(Protocol):
     """Decides, item by item and for good, whether to query each arriving item."""
 

@@ -90,9 +90,10 @@ def stratified_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified train/test split of row indices.
 
-    Each class contributes ``round(test_size * n_c)`` rows to the test part, but a class with at
-    least two rows keeps at least one on each side (a singleton class stays in train). Both index
-    arrays come back in a seeded random order, so a prefix is a random subset.
+    The test part holds ``round(test_size * n)`` rows, shared among the classes in proportion to
+    their sizes (largest remainders get the leftover rows), except that a class with at least two
+    rows keeps at least one on each side and a singleton class stays in train. Both index arrays
+    come back in a seeded random order, so a prefix is a random subset.
 
     Returns
     -------
@@ -102,14 +103,19 @@ def stratified_split(
         raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")
     rng = np.random.default_rng(seed)
     _, inverse = np.unique(np.asarray(y), return_inverse=True)
+    inverse = inverse.ravel()
+    counts = np.bincount(inverse)
+    quota = test_size * counts
+    n_test = np.floor(quota).astype(np.int64)
+    leftover = int(round(test_size * len(inverse))) - int(n_test.sum())
+    n_test[np.argsort(-(quota - n_test), kind="stable")[:max(leftover, 0)]] += 1
+    n_test = np.minimum(np.maximum(n_test, (counts >= 2).astype(np.int64)), counts - 1)
     train: list[np.ndarray] = []
     test: list[np.ndarray] = []
-    for k in range(int(inverse.max()) + 1 if len(inverse) else 0):
+    for k, n_k in enumerate(n_test):
         members = rng.permutation(np.flatnonzero(inverse == k))
-        n_test = int(round(test_size * len(members)))
-        n_test = min(max(n_test, 1 if len(members) >= 2 else 0), len(members) - 1)
-        test.append(members[:n_test])
-        train.append(members[n_test:])
+        test.append(members[:n_k])
+        train.append(members[n_k:])
     empty = np.empty(0, dtype=np.int64)
     train_idx = rng.permutation(np.concatenate(train)) if train else empty
     test_idx = rng.permutation(np.concatenate(test)) if test else empty

@@ -45,13 +45,14 @@ class Uncertainty:
         resolve_score(self.score)
         check_positive_int("chunk_size", self.chunk_size)
 
-    def scores(self, model: Any, x: Any, indices: np.ndarray) -> np.ndarray:
+    def scores(self, model: Any, x: Any, indices: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Scores of shape (len(indices),); deterministic (``rng`` is accepted for a uniform interface)."""
         return proba_scores(model, x, indices, resolve_score(self.score), self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
         unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl), k, rng=rng)]
+        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
 
     @property
     def name(self) -> str:
@@ -76,14 +77,15 @@ class MCDropout:
         check_positive_int("n_draws", self.n_draws)
         check_positive_int("chunk_size", self.chunk_size)
 
-    def scores(self, model: Any, x: Any, indices: np.ndarray, *, seed: int) -> np.ndarray:
+    def scores(self, model: Any, x: Any, indices: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+        """Scores of shape (len(indices),); the dropout seed is the first draw from ``rng``."""
+        seed = int(rng.integers(2**31 - 1))
         return mc_scores(model, x, indices, resolve_score(self.score), self.n_draws, seed, self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
         unl = pool.unlabeled
-        seed = int(rng.integers(2**31 - 1))
-        return unl[top_k(self.scores(model, x, unl, seed=seed), k, rng=rng)]
+        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
 
     @property
     def name(self) -> str:
