@@ -15,7 +15,8 @@ from .oracle import as_oracle
 from .pool import Pool
 from .protocols import check_capabilities
 from .records import RecordWriter, RoundRecord, read_jsonl
-from .utils import derive_rng, derive_seed, n_items, take
+from .training import fit_labeled
+from .utils import derive_rng, derive_seed, n_items
 
 Evaluate = Callable[[Any], dict[str, float]]
 
@@ -39,7 +40,7 @@ def _header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None) ->
     }
 
 
-_CHECKED_KEYS = ("strategy_repr", "k", "seed", "n", "initial", "initial_labels")
+_CHECKED_KEYS = ("strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels")
 
 
 def pool_rounds(
@@ -54,6 +55,7 @@ def pool_rounds(
     evaluate: Evaluate | None = None,
     rounds: int | None = None,
     records: str | os.PathLike[str] | None = None,
+    trainer: Callable[..., dict[str, Any]] | None = None,
 ) -> Iterator[RoundRecord]:
     """Run pool-based active learning, one :class:`RoundRecord` per round.
 
@@ -62,6 +64,9 @@ def pool_rounds(
     asks ``oracle`` (a callable, or an array of labels to simulate one) and labels them.
     With ``rounds`` given, round ``rounds`` evaluates but selects nothing, and the loop ends;
     otherwise it ends when the pool is exhausted, or when the caller stops iterating.
+
+    ``trainer``: how each round's model is trained (default :func:`pickwise.training.fit_labeled`;
+    see :mod:`pickwise.training` for pseudo-labelling and the joint entropy objective).
 
     ``records``: a JSON Lines path written as rounds finish. If it already holds rounds of the same
     run (same strategy, k, seed and initial labels), they are yielded again without recomputation
@@ -76,7 +81,9 @@ def pool_rounds(
         raise ValueError("the pool has no labelled items; label an initial set first (Pool.label)")
     oracle = as_oracle(oracle, n_classes=pool.n_classes)
     writer = RecordWriter(records) if records is not None else None
+    trainer = trainer if trainer is not None else fit_labeled
     header = _header(strategy, pool, k, seed, rounds)
+    header["trainer_repr"] = repr(trainer) if trainer is not fit_labeled else "fit_labeled"
 
     done: list[RoundRecord] = []
     if writer is not None:
@@ -110,8 +117,7 @@ def pool_rounds(
         if not checked:
             check_capabilities(strategy, model)
             checked = True
-        lab = pool.labeled
-        model.fit(take(x, lab), pool.labels[lab], seed=derive_seed(seed, r, 0))
+        info = trainer(model, x, pool, seed=derive_seed(seed, r, 0), round=r) or {}
         fit_s = time.perf_counter() - t0
         metrics = dict(evaluate(model)) if evaluate is not None else {}
         if r > 0 and hasattr(strategy, "observe_labels"):
@@ -142,6 +148,7 @@ def pool_rounds(
             n_scored=n_scored,
             strategy=_strategy_name(strategy),
             strategy_state=state,
+            extra=dict(info),
         )
         if writer is not None:
             writer.write(rec.to_dict())

@@ -1,0 +1,158 @@
+"""Factored last-layer gradient embeddings: norms, inner products and distances without N×(K·d).
+
+The gradient of the cross-entropy loss at the model's own prediction ŷ with respect to the last
+linear layer's weights W (shape (K, d)) is the outer product
+
+    g(x) = (p − e_ŷ) ⊗ h,    block c (class c, never probability rank) = (p_c − 1[c = ŷ]) · h,
+
+with p the predicted probabilities and h the penultimate activation (Ash et al., ICLR 2020). We keep
+the two factors a = p − e_ŷ of shape (n, K) and h of shape (n, d); then
+
+    ⟨g_i, g_j⟩   = (a_i·a_j)(h_i·h_j)
+    ‖g_i − g_j‖² = ‖a_i‖²‖h_i‖² + ‖a_j‖²‖h_j‖² − 2(a_i·a_j)(h_i·h_j)
+
+so every quantity costs O(K + d) per pair instead of O(K·d). The sign convention (p − e_ŷ versus
+e_ŷ − p in the authors' code) changes no distance or norm.
+
+Bias: with ``bias=True`` the last layer is taken to have a bias, whose gradient block p − e_ŷ is
+folded in by appending a constant 1 to h (g = a ⊗ [h, 1], i.e. the gradient of [W | b] row by
+row). The default ``bias=False`` matches the authors' code (weights only).
+
+A dense embedding x of shape (n, d) is the factored embedding with a = 1 of shape (n, 1), so the
+selection algorithms accept either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_finite, check_probs
+
+__all__ = [
+    "GradEmbedding",
+    "grad_embedding",
+    "gradient_factor",
+    "sq_norms",
+    "inner_products",
+    "sq_distances",
+    "materialize",
+    "expected_gradient_length",
+]
+
+
+def gradient_factor(probs: np.ndarray) -> np.ndarray:
+    """a = p − e_ŷ with ŷ = argmax p (first maximum on ties); ndarray of shape (n, n_classes)."""
+    p = check_probs("probs", probs)
+    a = p.copy()
+    a[np.arange(p.shape[0]), p.argmax(axis=1)] -= 1.0
+    return a
+
+
+def _with_bias(h: np.ndarray, bias: bool) -> np.ndarray:
+    h = check_finite("h", np.asarray(h, dtype=np.float64))
+    if h.ndim != 2:
+        raise ValueError(f"h must have shape (n, d); got shape {h.shape}")
+    return np.hstack([h, np.ones((h.shape[0], 1))]) if bias else h
+
+
+@dataclass(frozen=True)
+class GradEmbedding:
+    """g_i = a_i ⊗ h_i for i < n, never materialised unless asked.
+
+    Attributes
+    ----------
+    a : ndarray of shape (n, K)
+        p − e_ŷ (or any left factor; ones of shape (n, 1) for a dense embedding h).
+    h : ndarray of shape (n, d)
+        penultimate activations (with a trailing 1 when built with ``bias=True``).
+    """
+
+    a: np.ndarray
+    h: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.a.ndim != 2 or self.h.ndim != 2 or self.a.shape[0] != self.h.shape[0]:
+            raise ValueError(f"a and h must be (n, K) and (n, d); got {self.a.shape} and {self.h.shape}")
+
+    @classmethod
+    def dense(cls, x: np.ndarray) -> GradEmbedding:
+        """A plain (n, d) embedding seen as the factored embedding 1 ⊗ x."""
+        x = _with_bias(x, False)
+        return cls(np.ones((x.shape[0], 1)), x)
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """K·d, the length of a materialised row."""
+        return int(self.a.shape[1] * self.h.shape[1])
+
+    def take(self, rows: np.ndarray) -> GradEmbedding:
+        return GradEmbedding(self.a[rows], self.h[rows])
+
+    def sq_norms(self) -> np.ndarray:
+        return sq_norms(self.a, self.h)
+
+    def norms(self) -> np.ndarray:
+        return np.sqrt(self.sq_norms())
+
+    def inner(self, other: GradEmbedding) -> np.ndarray:
+        return inner_products(self.a, self.h, other.a, other.h)
+
+    def sq_distances(self, centres: GradEmbedding) -> np.ndarray:
+        return sq_distances(self.a, self.h, centres.a, centres.h)
+
+    def materialize(self) -> np.ndarray:
+        return materialize(self.a, self.h)
+
+
+def grad_embedding(probs: np.ndarray, h: np.ndarray, *, bias: bool = False) -> GradEmbedding:
+    """The factored gradient embedding of predictions ``probs`` (n, K) and activations ``h`` (n, d)."""
+    a = gradient_factor(probs)
+    hb = _with_bias(h, bias)
+    if hb.shape[0] != a.shape[0]:
+        raise ValueError(f"probs and h must have the same number of rows; got {a.shape[0]} and {hb.shape[0]}")
+    return GradEmbedding(a, hb)
+
+
+def sq_norms(a: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """‖a_i ⊗ h_i‖² = ‖a_i‖²‖h_i‖²; ndarray of shape (n,)."""
+    return np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", h, h)
+
+
+def inner_products(a: np.ndarray, h: np.ndarray, a_c: np.ndarray, h_c: np.ndarray) -> np.ndarray:
+    """⟨g_i, c_j⟩ = (a_i·a_c_j)(h_i·h_c_j); ndarray of shape (n, m) for m centres."""
+    return (a @ a_c.T) * (h @ h_c.T)
+
+
+def sq_distances(a: np.ndarray, h: np.ndarray, a_c: np.ndarray, h_c: np.ndarray) -> np.ndarray:
+    """‖g_i − c_j‖², clipped at 0 against rounding; ndarray of shape (n, m) for m centres.
+
+    Memory O(n·m) for the result plus O(n·m) temporaries; callers chunk over rows or centres.
+    """
+    d2 = sq_norms(a, h)[:, None] + sq_norms(a_c, h_c)[None, :] - 2.0 * inner_products(a, h, a_c, h_c)
+    return np.maximum(d2, 0.0)
+
+
+def materialize(a: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The explicit embedding of shape (n, K·d); block c (columns c·d .. c·d+d−1) is a[:, c]·h.
+
+    For small inputs and tests only: it costs n·K·d floats.
+    """
+    return (a[:, :, None] * h[:, None, :]).reshape(a.shape[0], a.shape[1] * h.shape[1])
+
+
+def expected_gradient_length(probs: np.ndarray, h: np.ndarray, *, bias: bool = False) -> np.ndarray:
+    """EGL = Σ_c p_c ‖∇_W ℓ(x, c)‖ = ‖h‖ Σ_c p_c ‖p − e_c‖ (Settles, Craven & Ray, NIPS 2008).
+
+    The last-layer gradient for label c is (p − e_c) ⊗ h, with norm ‖p − e_c‖·‖h‖ and
+    ‖p − e_c‖² = ‖p‖² − 2p_c + 1. ndarray of shape (n,).
+    """
+    p = check_probs("probs", probs)
+    hb = _with_bias(h, bias)
+    pp = np.einsum("ij,ij->i", p, p)[:, None]
+    grad_norm = np.sqrt(np.maximum(pp - 2.0 * p + 1.0, 0.0))  # (n, K)
+    return (p * grad_norm).sum(axis=1) * np.sqrt(np.einsum("ij,ij->i", hb, hb))
