@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,6 +38,20 @@ def test_missing_classes_get_zero_columns(data):
     np.testing.assert_allclose(p.sum(1), 1.0)
     assert (p[keep].argmax(1) == y[keep]).mean() >= 0.95
     assert not hasattr(est, "classes_")  # the given estimator is cloned, never fitted
+
+
+@settings(max_examples=15, deadline=None)
+@given(present=st.sets(st.integers(0, 4), min_size=1, max_size=5), seed=st.integers(0, 2**31 - 1))
+def test_columns_follow_class_indices(data, present, seed):
+    x, y = data
+    present = sorted(present)
+    labels = np.array(present * 3)
+    rows = x[: len(labels)]
+    p = SklearnClassifier(LogisticRegression(), n_classes=5).fit(rows, labels, seed=seed).predict_proba(x)
+    assert p.shape == (len(x), 5)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    absent = [c for c in range(5) if c not in present]
+    np.testing.assert_array_equal(p[:, absent], 0.0)
 
 
 def test_chunked_and_dataset_input_match(data):

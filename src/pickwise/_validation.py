@@ -18,7 +18,7 @@ def check_finite(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
-            f"{name} contains a non-finite value {arr[tuple(bad)]!r} at index {tuple(int(b) for b in bad)}"
+            f"{name} contains a non-finite value {arr[tuple(bad)].item()!r} at index {tuple(int(b) for b in bad)}"
         )
     return arr
 

@@ -39,6 +39,7 @@ __all__ = [
     "sq_distances",
     "materialize",
     "expected_gradient_length",
+    "mean_cosine_similarity",
 ]
 
 
@@ -156,3 +157,25 @@ def expected_gradient_length(probs: np.ndarray, h: np.ndarray, *, bias: bool = F
     pp = np.einsum("ij,ij->i", p, p)[:, None]
     grad_norm = np.sqrt(np.maximum(pp - 2.0 * p + 1.0, 0.0))  # (n, K)
     return (p * grad_norm).sum(axis=1) * np.sqrt(np.einsum("ij,ij->i", hb, hb))
+
+
+def mean_cosine_similarity(x: np.ndarray, *, chunk_size: int = 4096) -> np.ndarray:
+    """mean_j cos(x_i, x_j) over all n rows j (i itself included); ndarray of shape (n,).
+
+    Cosine similarity is linear in the unit vectors, so the mean over j is
+    x̂_i · (mean_j x̂_j): two O(n·d) passes and O(d) state instead of an n×n matrix. A zero row has
+    similarity 0 to everything (itself included).
+    """
+    x = check_finite("x", np.asarray(x, dtype=np.float64))
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d); got shape {x.shape}")
+    n = x.shape[0]
+    total = np.zeros(x.shape[1])
+    inv = np.empty(n)
+    for start in range(0, n, chunk_size):
+        xc = x[start : start + chunk_size]
+        nrm = np.sqrt(np.einsum("ij,ij->i", xc, xc))
+        inv[start : start + chunk_size] = np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0)
+        total += (xc * inv[start : start + chunk_size, None]).sum(axis=0)
+    mean_unit = total / max(n, 1)
+    return (x @ mean_unit) * inv

@@ -21,3 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(import_module(_TORCH_NAMES[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

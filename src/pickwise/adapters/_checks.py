@@ -31,12 +31,13 @@ def check_rows(name: str, rows: Any, *, offset: int = 0, row_shape: tuple[int, .
         raise ValueError(f"{name} must have shape (n, n_features) or (n, ...); got shape {arr.shape}")
     if row_shape is not None and tuple(arr.shape[1:]) != tuple(row_shape):
         raise ValueError(
-            f"{name} has rows of shape {tuple(arr.shape[1:])} but the model was fitted on rows of shape {tuple(row_shape)}"
+            f"{name} has rows of shape {tuple(arr.shape[1:])}; "
+            f"the model was fitted on rows of shape {tuple(row_shape)}"
         )
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         where = (int(bad[0]) + offset, *(int(b) for b in bad[1:]))
-        raise ValueError(f"{name} contains a non-finite value {arr[tuple(bad)]!r} at index {where}")
+        raise ValueError(f"{name} contains a non-finite value {arr[tuple(bad)].item()!r} at index {where}")
     return arr
 
 

@@ -1,4 +1,9 @@
-"""Small reference networks whose last layer is the linear head :class:`TorchClassifier` expects."""
+"""Small reference networks whose last layer is the linear head :class:`TorchClassifier` expects.
+
+Both builders draw their initial weights from ``seed`` inside a forked RNG, so building a network
+is deterministic and leaves torch's global RNG alone (``TorchClassifier.fit`` re-initialises from
+its own seed anyway unless ``retrain=False``).
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,32 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError("pickwise.adapters.nets needs PyTorch: pip install 'pickwise[torch]'") from err
 
 from .._validation import check_positive_int
-from ._checks import check_n_classes, check_real
+from ._checks import check_n_classes, check_real, check_seed
+from ._modules import seeded_global_rng
 
 
-def mlp(n_features: int, n_classes: int, hidden: Sequence[int] = (128,), dropout: float = 0.0) -> nn.Sequential:
+def mlp(
+    n_features: int, n_classes: int, hidden: Sequence[int] = (128,), dropout: float = 0.0, *, seed: int = 0
+) -> nn.Sequential:
     """Flatten → [Linear → ReLU → Dropout] per hidden width → Linear head.
 
     Input of shape (n, n_features) — or any (n, ...) that flattens to n_features; output logits of
     shape (n, n_classes); the penultimate width is ``hidden[-1]`` (``n_features`` without hidden
-    layers). Dropout layers are left out when ``dropout == 0``; with ``dropout > 0`` they sit after
-    the encoder's first layer, so MC dropout reuses the first layer's features for every draw.
+    layers). Dropout layers are left out when ``dropout == 0``; with ``dropout > 0`` the first one
+    follows the first hidden layer, so head-only MC dropout reuses that layer's output for every draw.
     """
-    width = check_positive_int("n_features", n_features)
+    widths = [check_positive_int("n_features", n_features)]
+    widths += [check_positive_int("hidden width", h) for h in hidden]
     check_n_classes(n_classes)
     check_real("dropout", dropout, low=0.0, high=1.0)
-    layers: list[nn.Module] = [nn.Flatten()]
-    for h in hidden:
-        check_positive_int("hidden width", h)
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
+    with seeded_global_rng(check_seed(seed)):
+        layers: list[nn.Module] = [nn.Flatten()]
+        for w_in, w_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(widths[-1], n_classes))
+        return nn.Sequential(*layers)
 
 
 def small_cnn(
@@ -43,8 +51,9 @@ def small_cnn(
     *,
     channels: tuple[int, int] = (16, 32),
     hidden: int = 128,
+    seed: int = 0,
 ) -> nn.Sequential:
-    """Two 3×3 conv blocks (Conv → ReLU → MaxPool 2) → Linear(hidden) → ReLU → Dropout → Linear head.
+    """Two 3×3 conv blocks (Conv → ReLU → MaxPool 2) → Flatten → Linear → ReLU → Dropout → Linear head.
 
     Input of shape (n, in_channels, image_size, image_size) (TorchClassifier adds the channel axis
     to (n, H, W) input); output logits of shape (n, n_classes); penultimate width ``hidden``. The
@@ -58,18 +67,19 @@ def small_cnn(
         raise ValueError(f"image_size must be >= 4 (two 2x2 poolings); got {image_size}")
     c1, c2 = (check_positive_int("channels", c) for c in channels)
     side = image_size // 2 // 2
-    layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, c1, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(c2 * side * side, hidden),
-        nn.ReLU(),
-    ]
-    if dropout > 0:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(hidden, n_classes))
-    return nn.Sequential(*layers)
+    with seeded_global_rng(check_seed(seed)):
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * side * side, hidden),
+            nn.ReLU(),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(hidden, n_classes))
+        return nn.Sequential(*layers)

@@ -16,7 +16,7 @@ How it works
   split and the unlabelled batches each have their own ``torch.Generator``.
 * MC dropout keeps the whole module in eval mode (batchnorm uses running statistics) and applies
   dropout itself through forward hooks on the dropout modules, with masks from generators seeded
-  by ``(seed, draw, layer)``. With ``consistent_masks=True`` (the default, what BatchBALD needs) a
+  by ``(seed, draw, layer, application)``. With ``consistent_masks=True`` (the default, what BatchBALD needs) a
   draw's mask has shape (1, features) — per channel for ``Dropout1d/2d/3d`` — and is shared by every
   item, so results do not depend on chunking. With ``consistent_masks=False`` each item gets its own
   mask (seeded also by the chunk number, so results depend on ``chunk_size``).
@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -50,9 +50,17 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
 from .._validation import check_positive_int
 from ..utils import chunks, derive_seed, n_items, take
 from ._checks import check_labels, check_n_classes, check_real, check_rows, check_seed
+from ._modules import (
+    MaskSource,
+    check_head_is_output,
+    dropout_layers,
+    entropy,
+    find_head,
+    seeded_global_rng,
+    softmax64,
+    to_numpy,
+)
 
-_CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-_UNSUPPORTED_DROPOUT = (nn.AlphaDropout, nn.FeatureAlphaDropout)
 # Sub-seeds of the ``fit`` seed; distinct keys keep the streams independent.
 _INIT, _SHUFFLE, _SPLIT, _UNLABELED = 0, 1, 2, 3
 
@@ -162,24 +170,24 @@ class TorchClassifier:
 
         if self.retrain or not hasattr(self, "module_"):
             net = copy.deepcopy(self.module)
-            self.head_name_, head = _find_head(net, self.head)
+            self.head_name_, head = find_head(net, self.head)
             if head.out_features != self.n_classes:
-                raise ValueError(f"the head {self.head_name_!r} has {head.out_features} outputs; n_classes={self.n_classes}")
-            self._dropouts = _dropout_layers(net)
+                raise ValueError(
+                    f"the head {self.head_name_!r} has {head.out_features} outputs; n_classes={self.n_classes}"
+                )
+            self._dropouts = dropout_layers(net)
             self._has_conv2d = any(isinstance(m, nn.Conv2d) for m in net.modules())
             net.to(device=self.device, dtype=self.dtype)
         else:
             net = self.module_
 
         xt, yt = self._tensor(rows), torch.as_tensor(labels, device=self.device)
-        # Forked so that seeding here (and dropout while training) leaves torch's global RNG as it was.
-        with torch.random.fork_rng(devices=[] if torch.device(self.device).type == "cpu" else None):
-            torch.manual_seed(derive_seed(seed, _INIT))
+        with seeded_global_rng(derive_seed(seed, _INIT), self.device):
             if self.retrain:
                 for m in net.modules():
                     if callable(getattr(m, "reset_parameters", None)):
                         m.reset_parameters()
-            _check_head_is_output(net, self._head_of(net), xt[:4])
+            check_head_is_output(net, self._head_of(net), xt[:4])
             unl = None
             if self.entropy_weight > 0 and unlabeled_x is not None and n_items(unlabeled_x) > 0:
                 unl = _UnlabeledBatches(self, unlabeled_x, torch.Generator().manual_seed(derive_seed(seed, _UNLABELED)))
@@ -204,12 +212,12 @@ class TorchClassifier:
             net.train()
             perm = torch.randperm(n, generator=shuffle).to(self.device)
             correct = seen = 0
-            for sl in chunks(n, self.batch_size):
+            for sl in _batches(n, self.batch_size):
                 idx = perm[sl]
                 logits = net(xt[idx])
                 loss = F.cross_entropy(logits, yt[idx])
                 if unl is not None:
-                    loss = loss + self.entropy_weight * _entropy(net(unl.next())).mean()
+                    loss = loss + self.entropy_weight * entropy(net(unl.next())).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -244,7 +252,7 @@ class TorchClassifier:
         out = np.empty((n_items(x), self.n_classes))
         with torch.no_grad():
             for sl, xb in self._chunks(x, chunk_size):
-                out[sl] = _numpy(_softmax64(net(xb)))
+                out[sl] = to_numpy(softmax64(net(xb)))
         return out
 
     def embed(self, x: Any, *, chunk_size: int | None = None) -> np.ndarray:
@@ -262,8 +270,13 @@ class TorchClassifier:
         try:
             with torch.no_grad():
                 for sl, xb in self._chunks(x, chunk_size):
-                    probs[sl] = _numpy(_softmax64(net(xb)))
-                    h[sl] = _numpy(seen["h"].reshape(len(xb), -1))
+                    probs[sl] = to_numpy(softmax64(net(xb)))
+                    if seen["h"].shape != (len(xb), head.in_features):
+                        raise ValueError(
+                            f"the head {self.head_name_!r} got input of shape {tuple(seen['h'].shape)}; "
+                            f"expected ({len(xb)}, {head.in_features}), one feature row per item"
+                        )
+                    h[sl] = to_numpy(seen["h"])
         finally:
             handle.remove()
         return probs, h
@@ -278,8 +291,9 @@ class TorchClassifier:
         """
         n_draws = check_positive_int("n_draws", n_draws)
         out = np.empty((n_draws, n_items(x), self.n_classes))
-        for sl, p in self._mc_chunks(x, n_draws, check_seed(seed), chunk_size):
-            out[:, sl] = p
+        with closing(self._mc_chunks(x, n_draws, check_seed(seed), chunk_size)) as draws:
+            for sl, p in draws:
+                out[:, sl] = p
         return out
 
     def mc_scores(
@@ -299,13 +313,15 @@ class TorchClassifier:
         n_draws = check_positive_int("n_draws", n_draws)
         n = n_items(x)
         out = {name: np.empty(n) for name in score_fns}
-        for sl, p in self._mc_chunks(x, n_draws, check_seed(seed), chunk_size):
-            m = sl.stop - sl.start
-            for name, fn in score_fns.items():
-                s = np.asarray(fn(p), dtype=np.float64)
-                if s.shape != (m,):
-                    raise ValueError(f"score_fns[{name!r}] must map shape {p.shape} to ({m},); got shape {s.shape}")
-                out[name][sl] = s
+        # closing() removes the dropout hooks at once, even when a score function raises
+        with closing(self._mc_chunks(x, n_draws, check_seed(seed), chunk_size)) as draws:
+            for sl, p in draws:
+                m = sl.stop - sl.start
+                for name, fn in score_fns.items():
+                    s = np.asarray(fn(p), dtype=np.float64)
+                    if s.shape != (m,):
+                        raise ValueError(f"score_fns[{name!r}] must map shape {p.shape} to ({m},); got shape {s.shape}")
+                    out[name][sl] = s
         return out
 
     def _mc_chunks(self, x: Any, n_draws: int, seed: int, chunk_size: int | None) -> Iterator[tuple[slice, np.ndarray]]:
@@ -317,7 +333,7 @@ class TorchClassifier:
                 f"{type(self.module).__name__} has no dropout layer with p > 0; all {n_draws} MC draws are equal",
                 stacklevel=3,
             )
-        masks = _MaskSource(seed, self.consistent_masks)
+        masks = MaskSource(seed, self.consistent_masks)
         handles = [
             layer.register_forward_hook(lambda mod, args, out, i=i: out * masks(i, mod, args[0]))
             for i, layer in enumerate(self._dropouts)
@@ -327,7 +343,7 @@ class TorchClassifier:
                 for c, (sl, xb) in enumerate(self._chunks(x, chunk_size)):
                     masks.chunk = c
                     if not self._dropouts:
-                        yield sl, _numpy(_softmax64(net(xb)).expand(n_draws, -1, -1))
+                        yield sl, to_numpy(softmax64(net(xb)).expand(n_draws, -1, -1))
                         continue
                     if split is None:
                         body, feats = net, xb
@@ -335,9 +351,9 @@ class TorchClassifier:
                         body, feats = net[split:], net[:split](xb)
                     p = torch.empty((n_draws, len(xb), self.n_classes), dtype=torch.float64, device=xb.device)
                     for t in range(n_draws):
-                        masks.t = t
-                        p[t] = _softmax64(body(feats))
-                    yield sl, _numpy(p)
+                        masks.start_draw(t)
+                        p[t] = softmax64(body(feats))
+                    yield sl, to_numpy(p)
         finally:
             for handle in handles:
                 handle.remove()
@@ -405,6 +421,15 @@ class TorchClassifier:
             yield sl, self._tensor(check_rows("x", rows, offset=sl.start, row_shape=self.row_shape_))
 
 
+def _batches(n: int, size: int) -> list[slice]:
+    """Mini-batch slices of ``range(n)``; a trailing batch of one joins the previous one (batchnorm
+    cannot train on a single row)."""
+    out = list(chunks(n, size))
+    if len(out) > 1 and out[-1].stop - out[-1].start == 1:
+        out[-2:] = [slice(out[-2].start, n)]
+    return out
+
+
 class _UnlabeledBatches:
     """Random mini-batches (with replacement) of unlabelled rows, drawn from their own generator."""
 
@@ -415,88 +440,3 @@ class _UnlabeledBatches:
     def next(self) -> torch.Tensor:
         idx = torch.randint(self.n, (self.size,), generator=self.generator).numpy()
         return self.clf._tensor(check_rows("unlabeled_x", take(self.x, idx), row_shape=self.clf.row_shape_))
-
-
-class _MaskSource:
-    """Dropout keep-masks scaled by 1/(1-p), seeded by (seed, draw, layer[, chunk])."""
-
-    def __init__(self, seed: int, consistent: bool) -> None:
-        self.seed, self.consistent = seed, consistent
-        self.t = self.chunk = 0
-        self._cache: dict[tuple[int, int], torch.Tensor] = {}
-
-    def __call__(self, layer_index: int, layer: nn.Module, inp: torch.Tensor) -> torch.Tensor:
-        if self.consistent and (layer_index, self.t) in self._cache:
-            return self._cache[layer_index, self.t]
-        feature_shape = tuple(inp.shape[1:])
-        if isinstance(layer, _CHANNEL_DROPOUT):  # one draw per channel, as those layers do
-            feature_shape = feature_shape[:1] + (1,) * (len(feature_shape) - 1)
-        lead = 1 if self.consistent else inp.shape[0]
-        key = (self.t, layer_index) if self.consistent else (self.t, layer_index, self.chunk)
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, *key))
-        keep = torch.rand((lead, *feature_shape), generator=gen) >= layer.p
-        mask = (keep.to(torch.float64) / (1.0 - layer.p) if layer.p < 1 else torch.zeros(keep.shape)).to(
-            device=inp.device, dtype=inp.dtype
-        )
-        if self.consistent:
-            self._cache[layer_index, self.t] = mask
-        return mask
-
-
-def _find_head(net: nn.Module, name: str | None) -> tuple[str, nn.Linear]:
-    if name is not None:
-        try:
-            mod = net.get_submodule(name)
-        except AttributeError:
-            raise ValueError(f"head={name!r} is not a submodule of {type(net).__name__}") from None
-        if not isinstance(mod, nn.Linear):
-            raise ValueError(f"head={name!r} is a {type(mod).__name__}, not an nn.Linear")
-        return name, mod
-    linears = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(net).__name__} has no nn.Linear layer to serve as the head")
-    return linears[-1]
-
-
-def _dropout_layers(net: nn.Module) -> list[nn.Module]:
-    """Dropout modules with p > 0, in registration order."""
-    layers = []
-    for name, m in net.named_modules():
-        if isinstance(m, _UNSUPPORTED_DROPOUT) and m.p > 0:
-            raise ValueError(f"{type(m).__name__} ({name!r}) is not supported for MC dropout; use nn.Dropout")
-        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
-            layers.append(m)
-    return layers
-
-
-def _check_head_is_output(net: nn.Module, head: nn.Linear, xb: torch.Tensor) -> None:
-    """Raise unless the head's output is the module's output (logits)."""
-    seen: dict[str, torch.Tensor] = {}
-    handle = head.register_forward_hook(lambda mod, args, out: seen.__setitem__("z", out))
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            out = net(xb)
-    finally:
-        handle.remove()
-        net.train(was_training)
-    if "z" not in seen or seen["z"].shape != out.shape or not torch.equal(seen["z"], out):
-        raise ValueError(
-            f"the head (last nn.Linear) of {type(net).__name__} does not produce the module's output; "
-            "the module must end with its linear head (return logits), or pass head='name'"
-        )
-
-
-def _entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Predictive entropy per row, shape (m,)."""
-    logp = F.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
-def _softmax64(logits: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(logits.to(torch.float64), dim=-1)
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()

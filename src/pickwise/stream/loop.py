@@ -1,0 +1,453 @@
+"""The stream loop: items arrive in an order, the model is frozen within a segment, retrained between.
+
+``stream_segments`` is a generator of ``SegmentRecord``. Record 0 is the model trained on the
+initial labels (no stream item seen); record s ≥ 1 covers the s-th window of ``segment`` stream
+items: the selector decides on each item, for good, with the model trained after window s − 1;
+the queried items are labelled; the model is retrained from scratch on ALL labels (initial and
+every window so far) and evaluated. A shortfall is never filled from outside the window.
+
+Reproducibility. Every random choice derives from ``seed`` (``pickwise.utils.derive_rng``):
+the i.i.d. order (key 0), the initial labels (key 1), the fit seed after window s (key 2, s), the
+selector's uniforms in window s (key 3, s). The selector passed in is a template: the loop works on
+``selector.clone(...)`` and never mutates it.
+
+Resume. ``resume`` takes the records already produced (a list, or a JSON Lines path as written by
+``save_segments``). The labels are rebuilt from them; the selector's state at the end of the last
+recorded window is taken from ``checkpoint`` (an ``.npz`` the loop rewrites atomically after every
+window) when it matches that window, else replayed: the models of the recorded windows are refit
+(deterministically, from the same seeds) and the selector is fed the same items and uniforms, and the
+replayed queries must equal the recorded ones (``ValueError`` otherwise: data or settings differ).
+Either way the later records equal those of an uninterrupted run (timings aside).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_positive_int
+from ..pool import Pool
+from ..protocols import check_capabilities
+from ..utils import chunks, derive_rng, derive_seed, n_items, take
+from .order import stream_order
+
+__all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments", "select_stream"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """What happened in one stream segment (segment 0: the initial training, no stream item).
+
+    Attributes
+    ----------
+    segment : int
+    items_seen : int
+        Stream items seen so far, this window included.
+    window : int
+        Items in this window.
+    queries : int
+        Items queried in this window.
+    n_labels : int
+        Labels after this window, the initial ones included.
+    rate : float
+        Realised query rate in this window, queries / window (0.0 for segment 0).
+    metrics : dict
+        ``evaluate(model)`` for the model trained after this window ({} without ``evaluate``).
+    fit_seconds, embed_seconds, select_seconds : float
+        Training after the window; computing z for the window; the selector's decisions.
+    queried : tuple of int
+        Absolute indices queried in this window, in arrival order.
+    """
+
+    segment: int
+    items_seen: int
+    window: int
+    queries: int
+    n_labels: int
+    rate: float
+    metrics: dict
+    fit_seconds: float
+    embed_seconds: float
+    select_seconds: float
+    queried: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``json.dumps`` works on it)."""
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SegmentRecord:
+        names = [f.name for f in fields(cls)]
+        missing = [k for k in names if k not in d]
+        if missing:
+            raise ValueError(f"a segment record needs {missing}; got keys {sorted(d)}")
+        kw = {k: d[k] for k in names}
+        kw["queried"] = tuple(int(i) for i in kw["queried"])
+        kw["metrics"] = dict(kw["metrics"])
+        for k in ("segment", "items_seen", "window", "queries", "n_labels"):
+            kw[k] = int(kw[k])
+        for k in ("rate", "fit_seconds", "embed_seconds", "select_seconds"):
+            kw[k] = float(kw[k])
+        return cls(**kw)
+
+    def outcome(self) -> dict[str, Any]:
+        """``to_dict()`` without the timings: what must be equal between reruns."""
+        d = self.to_dict()
+        for k in ("fit_seconds", "embed_seconds", "select_seconds"):
+            d.pop(k)
+        return d
+
+
+def save_segments(records: Iterable[SegmentRecord], path: str | os.PathLike, *, append: bool = False) -> None:
+    """Write records as JSON Lines (one ``to_dict()`` per line)."""
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r.to_dict()) + "\n")
+
+
+def load_segments(path: str | os.PathLike) -> list[SegmentRecord]:
+    """Read records written by ``save_segments``; a truncated last line (a crash mid-write) is dropped."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(SegmentRecord.from_dict(json.loads(line)))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
+    return out
+
+
+def select_stream(
+    selector: Any, source: Iterable[tuple[Any, Any]], *, rng: np.random.Generator,
+    transform: Callable[[Any], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """Decide on a stream read in chunks (e.g. from ``sources``) with a fixed model.
+
+    For each ``(x_chunk, y_chunk)`` of ``source``, ``z = transform(x_chunk)`` (``x_chunk`` itself by
+    default) goes to ``selector.observe_many``; yields the positions (0-based over the whole stream)
+    of the items queried in that chunk. ``selector`` is used as given (not cloned).
+    """
+    offset = 0
+    for x_chunk, _ in source:
+        z = x_chunk if transform is None else transform(x_chunk)
+        decisions = selector.observe_many(z, rng=rng)
+        yield offset + np.flatnonzero(decisions)
+        offset += int(decisions.shape[0])
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+def _oracle(y_oracle: Any, n: int) -> Callable[[np.ndarray], np.ndarray]:
+    if callable(y_oracle):
+        return lambda idx: np.asarray(y_oracle(idx), dtype=np.int64)
+    y = np.asarray(y_oracle)
+    if y.shape != (n,):
+        raise ValueError(f"y_oracle must be a callable or labels of shape ({n},); got shape {y.shape}")
+    return lambda idx: y[idx].astype(np.int64)
+
+
+def _initial(initial: Any, n: int, seed: int) -> np.ndarray:
+    if isinstance(initial, (int, np.integer)) and not isinstance(initial, bool):
+        k = check_positive_int("initial", initial)
+        if k >= n:
+            raise ValueError(f"initial={k} leaves no stream: the data has {n} items")
+        return np.sort(derive_rng(seed, 1).choice(n, size=k, replace=False)).astype(np.int64)
+    idx = np.asarray(initial)
+    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+        raise ValueError(f"initial must be a count >= 1 or a non-empty 1-D array of indices; got {initial!r:.80}")
+    if idx.min() < 0 or idx.max() >= n or np.unique(idx).size != idx.size:
+        raise ValueError(f"initial indices must be distinct and in 0 .. {n - 1}")
+    return np.sort(idx).astype(np.int64)
+
+
+@dataclass
+class _Run:
+    """Everything fixed for one run; the generator below walks its segments."""
+
+    make_model: Callable[[], Any]
+    template: Any
+    x: Any
+    oracle: Callable[[np.ndarray], np.ndarray]
+    stream: np.ndarray
+    initial: np.ndarray
+    segment: int
+    budget: int | None
+    evaluate: Callable[[Any], Mapping[str, Any]] | None
+    seed: int
+    reset_selector: bool
+    chunk_size: int
+    checkpoint: Path | None
+    progress: bool
+    fingerprint: str
+
+    @property
+    def n_segments(self) -> int:
+        return math.ceil(self.stream.shape[0] / self.segment)
+
+    def window(self, s: int) -> np.ndarray:
+        return self.stream[(s - 1) * self.segment : s * self.segment]
+
+    def selector(self, seen: int, used: int) -> Any:
+        """A fresh selector for the stream from position ``seen`` with ``used`` stream queries made."""
+        if self.budget is None:
+            return self.template.clone()
+        return self.template.clone(q=None, budget=self.budget - used, length=self.stream.shape[0] - seen)
+
+    def fit(self, pool: Pool, s: int) -> tuple[Any, float]:
+        model = self.make_model()
+        lab = pool.labeled
+        start = time.perf_counter()
+        fitted = model.fit(take(self.x, lab), pool.labels[lab], seed=derive_seed(self.seed, 2, s))
+        return (model if fitted is None else fitted), time.perf_counter() - start
+
+    def decide(self, selector: Any, model: Any, s: int) -> tuple[np.ndarray, float, float]:
+        window = self.window(s)
+        rng = derive_rng(self.seed, 3, s)
+        parts, embed_s, select_s = [], 0.0, 0.0
+        for sl in chunks(window.shape[0], self.chunk_size):
+            t0 = time.perf_counter()
+            z = selector.featurize(model, take(self.x, window[sl]))
+            t1 = time.perf_counter()
+            parts.append(np.asarray(selector.observe_many(z, rng=rng), dtype=bool))
+            embed_s += t1 - t0
+            select_s += time.perf_counter() - t1
+        return window[np.concatenate(parts)] if parts else window[:0], embed_s, select_s
+
+    def metrics(self, model: Any) -> dict:
+        return {} if self.evaluate is None else _jsonable(dict(self.evaluate(model)))
+
+    def save_checkpoint(self, selector: Any, s: int) -> None:
+        if self.checkpoint is None or self.reset_selector:
+            return
+        arrays = {f"selector.{k}": np.asarray(v) for k, v in selector.state_dict().items()}
+        arrays["segment"] = np.asarray(s)
+        arrays["fingerprint"] = np.asarray(self.fingerprint)
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, self.checkpoint)
+
+    def load_checkpoint(self, selector: Any, s: int) -> bool:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return False
+        with np.load(self.checkpoint, allow_pickle=False) as npz:
+            if str(npz["fingerprint"]) != self.fingerprint:
+                raise ValueError(f"checkpoint {self.checkpoint} belongs to another run (settings or data differ)")
+            if int(npz["segment"]) != s:
+                return False
+            selector.load_state_dict({k[len("selector.") :]: npz[k] for k in npz.files if k.startswith("selector.")})
+        return True
+
+
+def _resume_records(resume: Any) -> list[SegmentRecord]:
+    if resume is None:
+        return []
+    records = load_segments(resume) if isinstance(resume, (str, os.PathLike)) else list(resume)
+    for i, r in enumerate(records):
+        if not isinstance(r, SegmentRecord):
+            r = SegmentRecord.from_dict(r)
+            records[i] = r
+        if r.segment != i:
+            raise ValueError(f"resume records must be segments 0, 1, 2, ... in order; record {i} is segment {r.segment}")
+    return records
+
+
+def stream_segments(
+    make_model: Callable[[], Any],
+    selector: Any,
+    x: Any,
+    y_oracle: Any,
+    *,
+    order: str | np.ndarray = "iid",
+    segment: int,
+    initial: int | np.ndarray = 100,
+    budget: int | None = None,
+    evaluate: Callable[[Any], Mapping[str, Any]] | None = None,
+    seed: int = 0,
+    reset_selector: bool = False,
+    chunk_size: int = 1024,
+    resume: Iterable[SegmentRecord] | str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> Iterator[SegmentRecord]:
+    """Simulate a stream over ``x`` and yield one ``SegmentRecord`` per segment (see the module doc).
+
+    Parameters
+    ----------
+    make_model : callable
+        Builds an untrained classifier (``fit(x, y, *, seed)``, ``predict_proba``, plus what the
+        selector ``needs``: ``grad_factors`` for VeSSAL, ``embed`` for "pen").
+    selector : a pickwise stream selector (``VeSSAL``, ``StreamUniform``, ``StreamUncertainty``)
+        A template, cloned by the loop; it needs ``clone``, ``featurize`` and ``needs``.
+    x : array-like indexable by integer arrays
+    y_oracle : labels of shape (n,) or a callable indices → labels
+    order : "iid", "pc" (first principal component), "class", or a permutation of range(n)
+    segment : int
+        Window size w: the model is frozen for w stream items, then retrained on all labels.
+    initial : int or array of indices
+        Initial labels (a seeded random sample of that many, or these indices); they are not
+        part of the stream.
+    budget : int, optional
+        Total labels to take from the stream; the selector then runs at the adaptive rate
+        (budget − queried)/(stream items left). Without it the selector's own rate applies.
+    evaluate : callable model → dict, optional
+    seed : int
+    reset_selector : bool
+        False (the paper): one selector sees the whole stream, A_t over all items seen.
+        True (the authors' code): a fresh selector for every window, with the remaining budget
+        over the remaining stream when ``budget`` is given.
+    chunk_size : int
+        Items embedded and decided at a time within a window.
+    resume : list of SegmentRecord or path to JSON Lines, optional
+    checkpoint : path, optional
+        ``.npz`` holding the selector's state after the latest window (rewritten atomically).
+    progress : bool
+        Show a progress bar over segments (stderr).
+    """
+    segment = check_positive_int("segment", segment)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    seed = check_positive_int("seed", seed, allow_zero=True)
+    if budget is not None:
+        budget = check_positive_int("budget", budget, allow_zero=True)
+    for attr in ("clone", "featurize", "observe_many", "state_dict", "load_state_dict"):
+        if not hasattr(selector, attr):
+            raise TypeError(f"{type(selector).__name__} lacks {attr}(); use a pickwise stream selector")
+    if budget is None and getattr(selector, "q", None) is None and getattr(selector, "budget", None) is None:
+        raise ValueError(f"{selector!r} has no rate: give it q (or budget and length), or pass budget= here")
+    n = n_items(x)
+    oracle = _oracle(y_oracle, n)
+    init = _initial(initial, n, seed)
+    arrival = stream_order(order, x, oracle, rng=derive_rng(seed, 0))
+    stream = arrival[~np.isin(arrival, init)]
+    order_name = order if isinstance(order, str) else "explicit"
+    fingerprint = json.dumps([n, stream.shape[0], segment, seed, order_name, budget, reset_selector, _describe(selector)])
+    run = _Run(make_model, selector, x, oracle, stream, init, segment, budget, evaluate, seed, bool(reset_selector),
+               chunk_size, None if checkpoint is None else Path(checkpoint), bool(progress), fingerprint)
+    records = _resume_records(resume)
+    return _segments(run, records)
+
+
+def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
+    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
+    bar = None
+    if run.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=run.n_segments + 1, initial=len(done), desc="segments", unit="seg")
+    try:
+        if not done:
+            model, fit_s = run.fit(pool, 0)
+            check_capabilities(run.template, model)
+            rec = SegmentRecord(0, 0, 0, 0, pool.n_labeled, 0.0, run.metrics(model), fit_s, 0.0, 0.0, ())
+            done = [rec]
+            if bar is not None:
+                bar.update(1)
+            yield rec
+            selector = run.selector(0, 0)
+        else:
+            model, selector, pool = _restore(run, done)
+        for s in range(len(done), run.n_segments + 1):
+            seen = (s - 1) * run.segment
+            used = pool.n_labeled - run.initial.shape[0]
+            if run.reset_selector and s > 1:
+                selector = run.selector(seen, used)
+            queried, embed_s, select_s = run.decide(selector, model, s)
+            run.save_checkpoint(selector, s)
+            if queried.size:
+                pool = pool.label(queried, run.oracle(queried), round=s)
+            model, fit_s = run.fit(pool, s)
+            window = run.window(s).shape[0]
+            rec = SegmentRecord(
+                s, seen + window, window, int(queried.size), pool.n_labeled, queried.size / window,
+                run.metrics(model), fit_s, embed_s, select_s, tuple(int(i) for i in queried),
+            )
+            if bar is not None:
+                bar.update(1)
+            yield rec
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _pool_from(run: _Run, done: list[SegmentRecord]) -> Pool:
+    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
+    if done[0].n_labels != run.initial.shape[0]:
+        raise ValueError(
+            f"resume: record 0 has {done[0].n_labels} labels but this run starts with {run.initial.shape[0]}"
+        )
+    for r in done[1:]:
+        window = run.window(r.segment)
+        if window.shape[0] == 0 or r.items_seen != (r.segment - 1) * run.segment + window.shape[0]:
+            raise ValueError(f"resume: segment {r.segment} does not fit this stream (settings or data differ)")
+        q = np.asarray(r.queried, dtype=np.int64)
+        if not np.all(np.isin(q, window)):
+            raise ValueError(f"resume: segment {r.segment} queried items outside its window")
+        if q.size:
+            pool = pool.label(q, run.oracle(q), round=r.segment)
+    return pool
+
+
+def _restore(run: _Run, done: list[SegmentRecord]) -> tuple[Any, Any, Pool]:
+    """The model for the next window, the selector as it was after the last recorded window, the pool."""
+    pool = _pool_from(run, done)  # validates the records
+    last = done[-1].segment
+    if last >= run.n_segments:
+        return None, None, pool
+    if run.reset_selector:
+        selector = run.selector(last * run.segment, pool.n_labeled - run.initial.shape[0])
+    else:
+        selector = run.selector(0, 0)
+        if last > 0 and not run.load_checkpoint(selector, last):
+            _replay(run, done, selector)
+    model, _ = run.fit(pool, last)
+    check_capabilities(run.template, model)
+    return model, selector, pool
+
+
+def _replay(run: _Run, done: list[SegmentRecord], selector: Any) -> None:
+    """Feed ``selector`` the recorded windows again, with the models and uniforms of the original run."""
+    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
+    for r in done[1:]:
+        model, _ = run.fit(pool, r.segment - 1)
+        queried, _, _ = run.decide(selector, model, r.segment)
+        if tuple(int(i) for i in queried) != r.queried:
+            raise ValueError(
+                f"resume: replaying segment {r.segment} queried {queried.size} items, the record says "
+                f"{len(r.queried)} (first ones {queried[:5].tolist()} vs {list(r.queried[:5])}); "
+                "the data, model or settings differ from the recorded run"
+            )
+        if queried.size:
+            pool = pool.label(queried, run.oracle(queried), round=r.segment)
+
+
+def _describe(selector: Any) -> str:
+    """A stable description of a selector's configuration (callables by name, not address)."""
+    params = selector.get_params() if hasattr(selector, "get_params") else {}
+    shown = {k: (getattr(v, "__qualname__", None) or repr(v)) if callable(v) else repr(v) for k, v in params.items()}
+    return f"{type(selector).__name__}{sorted(shown.items())}"
