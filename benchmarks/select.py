@@ -20,15 +20,20 @@ its time is extrapolated linearly: set-up + loop time × (k − 1)/(picks − 1)
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
-import numpy as np
+# this file is named select.py: keep its folder off the path so that it does not shadow the
+# standard library's ``select`` module, and use the checkout's src/
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent / "src"))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import argparse  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from pickwise.embeddings import grad_embedding, materialize  # noqa: E402
 from pickwise.select.kcenter import kcenter_greedy  # noqa: E402

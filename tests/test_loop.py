@@ -112,3 +112,11 @@ def test_pool_exhaustion_ends_the_loop(data):
     recs = list(pool_rounds(lambda: FakeModel(5, 3), Random(), x[:12], pool, y[:12], k=4))
     assert [r.n_labeled for r in recs] == [6, 10, 12]
     assert recs[-1].selected == []
+
+
+def test_resume_refuses_other_settings(data, tmp_path):
+    x, y = data
+    pool = initial_pool(len(x), 6, y, seed=3, n_classes=3)
+    list(pool_rounds(lambda: FakeModel(5, 3), Random(), x, pool, y, k=5, rounds=1, records=tmp_path / "r.jsonl", config={"epochs": 10}))
+    with pytest.raises(ValueError, match="config"):
+        list(pool_rounds(lambda: FakeModel(5, 3), Random(), x, pool, y, k=5, rounds=1, records=tmp_path / "r.jsonl", config={"epochs": 20}))

@@ -60,7 +60,7 @@ def model_factory(
     n_classes: int,
     hidden: int = 128,
     dropout: float = 0.2,
-    epochs: int = 60,
+    epochs: int = 100,
     batch_size: int = 64,
     lr: float = 1e-3,
     image_shape: tuple[int, ...] | None = None,

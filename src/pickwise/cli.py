@@ -21,7 +21,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mlp", choices=MODEL_NAMES, help="model (default: mlp)")
     p.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP (default: 128)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the head (default: 0.2)")
-    p.add_argument("--epochs", type=int, default=60, help="training epochs per round (default: 60)")
+    p.add_argument("--epochs", type=int, default=100, help="training epochs per round, at most 1000 steps (default: 100)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
     p.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
@@ -68,6 +68,9 @@ def _flat(x: Any) -> Any:
     return x.reshape(len(x), -1) if isinstance(x, np.ndarray) and x.ndim > 2 else x
 
 
+RUN_CONFIG_KEYS = ("dataset", "model", "hidden", "dropout", "epochs", "lr", "n_draws", "initial", "max_train")
+
+
 def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, *, progress: bool, echo: bool) -> list:
     """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes)."""
     from .loop import initial_pool, pool_rounds
@@ -102,6 +105,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         evaluate=holdout(x_test, ds.y_test),
         rounds=args.rounds,
         records=path,
+        config={key: getattr(args, key) for key in RUN_CONFIG_KEYS},
     )
     from tqdm import tqdm
 

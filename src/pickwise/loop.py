@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ def _header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None) ->
     }
 
 
-_CHECKED_KEYS = ("strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels")
+_CHECKED_KEYS = ("config", "strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels")
 
 
 def pool_rounds(
@@ -56,6 +57,7 @@ def pool_rounds(
     rounds: int | None = None,
     records: str | os.PathLike[str] | None = None,
     trainer: Callable[..., dict[str, Any]] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Iterator[RoundRecord]:
     """Run pool-based active learning, one :class:`RoundRecord` per round.
 
@@ -71,6 +73,8 @@ def pool_rounds(
     ``records``: a JSON Lines path written as rounds finish. If it already holds rounds of the same
     run (same strategy, k, seed and initial labels), they are yielded again without recomputation
     and the run continues where it stopped, with the same results as an uninterrupted run.
+    ``config`` (JSON-serialisable: model and data settings) is stored in the header and must match
+    on resume too, so a rerun with other settings never continues the wrong run.
     """
     k = check_positive_int("k", k)
     if rounds is not None:
@@ -84,6 +88,7 @@ def pool_rounds(
     trainer = trainer if trainer is not None else fit_labeled
     header = _header(strategy, pool, k, seed, rounds)
     header["trainer_repr"] = repr(trainer) if trainer is not fit_labeled else "fit_labeled"
+    header["config"] = json.loads(json.dumps(config or {}, sort_keys=True))
 
     done: list[RoundRecord] = []
     if writer is not None:

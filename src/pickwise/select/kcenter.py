@@ -3,7 +3,8 @@
 State is one length-n vector: the squared distance of each candidate to its nearest labelled or
 chosen point. It is initialised block by block (``chunk_size`` candidates × ``chunk_size``
 labelled points at a time, O(n·|L|·d) time, O(chunk²) extra memory) and updated after each pick
-with the distances to the new centre only. No n×n or n×|L| matrix is ever built.
+with the distances to the new centre only, skipping rows that the norm bound
+‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖| proves cannot get closer. No n×n or n×|L| matrix is ever built.
 
 This is the greedy 2-approximation only; the paper's robust mixed-integer refinement is not
 implemented.
@@ -23,7 +24,7 @@ def _sq(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 2048) -> np.ndarray:
+def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
     """min_j ‖x_i − centres_j‖² for every row of ``x``; ndarray of shape (n,) (inf when no centres).
 
     Works on blocks of ``chunk_size`` × ``chunk_size`` distances.
@@ -50,7 +51,7 @@ def kcenter_greedy(
     *,
     centres: np.ndarray | None = None,
     rng: np.random.Generator,
-    chunk_size: int = 2048,
+    chunk_size: int = 1024,
 ) -> np.ndarray:
     """Choose ``k`` rows of ``x`` by greedy k-center from the given ``centres``; positions in pick order.
 
@@ -85,20 +86,25 @@ def kcenter_greedy(
 
     d2 = min_sq_distances(x, c, chunk_size=chunk_size)
     xsq = _sq(x)
+    xn = np.sqrt(xsq)
     picks = np.empty(k, dtype=np.int64)
     for t in range(k):
-        if t == 0 and c.shape[0] == 0:
-            j = int(rng.integers(n))
-        else:
-            j = int(np.argmax(d2))
+        j = int(rng.integers(n)) if t == 0 and c.shape[0] == 0 else int(np.argmax(d2))
         picks[t] = j
         if t == k - 1:
             break
-        xj = x[j]
-        for rs in chunks(n, max(chunk_size, 65536)):
-            new = xsq[rs] + xsq[j] - 2.0 * (x[rs] @ xj)
+        # ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|: rows whose norm gap reaches their distance cannot move
+        gap = xn - xn[j]
+        rows = np.flatnonzero(gap * gap < d2)
+        if rows.shape[0] > n // 2:
+            for rs in chunks(n, 65536):
+                new = xsq[rs] + xsq[j] - 2.0 * (x[rs] @ x[j])
+                np.maximum(new, 0.0, out=new)
+                np.minimum(d2[rs], new, out=d2[rs])
+        elif rows.shape[0]:
+            new = xsq[rows] + xsq[j] - 2.0 * (x[rows] @ x[j])
             np.maximum(new, 0.0, out=new)
-            np.minimum(d2[rs], new, out=d2[rs])
+            d2[rows] = np.minimum(d2[rows], new)
         # chosen rows stay below every unchosen one, even when every distance is 0
         d2[j] = -1.0
     return picks

@@ -5,9 +5,11 @@ updated after each pick with the distances to the new centre only. On a factored
 g_i = a_i ⊗ h_i (see :mod:`pickwise.embeddings`) one update costs O(n·(K + d)) time and O(n)
 extra memory; the n×(K·d) matrix is never built.
 
-Pruning: ‖g_i − c‖ ≥ |‖g_i‖ − ‖c‖|, so an item whose norm gap to the new centre already exceeds
-its current distance cannot get closer; only the others are recomputed. This changes no result
-(beyond rounding in the last bit), only the work: late picks, with small D², touch few rows.
+Pruning: the cheap part of the distance, a_i·a_c (O(K) per row), comes first; with
+|h_i·h_c| ≤ ‖h_i‖‖h_c‖ it bounds ‖g_i − g_c‖² ≥ ‖g_i‖² + ‖g_c‖² − 2|a_i·a_c|‖h_i‖‖h_c‖, and a row
+whose bound already reaches its current D² cannot get closer, so only the other rows pay the O(d)
+product. This changes no result (beyond rounding in the last bit), only the work: late picks,
+with small D², touch few rows.
 """
 
 from __future__ import annotations
@@ -74,10 +76,9 @@ def kmeanspp_seeding(
         raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
     check_choice("first", first, ("max_norm", "random"))
 
-    ha = np.einsum("ij,ij->i", a, a)
     hh = np.einsum("ij,ij->i", h, h)
-    sqn = ha * hh
-    nrm = np.sqrt(sqn)
+    sqn = np.einsum("ij,ij->i", a, a) * hh
+    hn = np.sqrt(hh)
     chosen = np.zeros(n, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
     d2 = np.full(n, np.inf)
@@ -88,19 +89,21 @@ def kmeanspp_seeding(
         chosen[c] = True
         if t == k - 1:
             break
-        # distances to the new centre, only where the norm bound allows a decrease
+        # distances to the new centre, only where a lower bound allows a decrease
+        aa = a @ a[c]  # (n,): cheap next to h @ h[c]
         rows = None
         if prune and t > 0:
-            gap = nrm - nrm[c]
-            cand = np.flatnonzero(gap * gap < d2)
+            # |h_i·h_c| ≤ ‖h_i‖‖h_c‖ gives d² ≥ ‖g_i‖² + ‖g_c‖² − 2|a_i·a_c|‖h_i‖‖h_c‖
+            bound = sqn + sqn[c] - 2.0 * np.abs(aa) * (hn * hn[c])
+            cand = np.flatnonzero(bound < d2)
             if cand.shape[0] < _GATHER_BELOW * n:
                 rows = cand
         if rows is None:
-            new = sqn + sqn[c] - 2.0 * (a @ a[c]) * (h @ h[c])
+            new = sqn + sqn[c] - 2.0 * aa * (h @ h[c])
             np.maximum(new, 0.0, out=new)
             np.minimum(d2, new, out=d2)
         elif rows.shape[0]:
-            new = sqn[rows] + sqn[c] - 2.0 * (a[rows] @ a[c]) * (h[rows] @ h[c])
+            new = sqn[rows] + sqn[c] - 2.0 * aa[rows] * (h[rows] @ h[c])
             np.maximum(new, 0.0, out=new)
             d2[rows] = np.minimum(d2[rows], new)
         d2[c] = 0.0

@@ -106,7 +106,7 @@ class CoreSet:
         unl = pool.unlabeled
         emb = embeddings(model, x, unl, self.chunk_size)
         lab = embeddings(model, x, pool.labeled, self.chunk_size).reshape(-1, emb.shape[1])
-        return unl[kcenter_greedy(emb, k, centres=lab, rng=rng, chunk_size=min(self.chunk_size, 2048))]
+        return unl[kcenter_greedy(emb, k, centres=lab, rng=rng, chunk_size=min(self.chunk_size, 1024))]
 
     @property
     def name(self) -> str:

@@ -174,8 +174,9 @@ def _csv_stdlib(path, label_column, columns, chunk_size) -> Iterator[Chunk]:
         names = _feature_names(header, label_column, columns, path)
         cols = [header.index(c) for c in names]
         ycol = None if label_column is None else header.index(label_column)
+        rows = (r for r in reader if r)  # blank lines carry no row
         while True:
-            block = list(itertools.islice(reader, chunk_size))
+            block = list(itertools.islice(rows, chunk_size))
             if not block:
                 return
             try:
