@@ -64,6 +64,7 @@ def model_factory(
     batch_size: int = 64,
     lr: float = 1e-3,
     image_shape: tuple[int, ...] | None = None,
+    entropy_weight: float = 0.0,
 ) -> Callable[[], Any]:
     """A zero-argument factory of fresh models (the pool loop calls it every round)."""
     check_choice("model", name, MODEL_NAMES)
@@ -85,6 +86,34 @@ def model_factory(
             if image_shape is None and side * side != n_features:
                 raise ValueError(f"model 'cnn' needs square single-channel images; got {n_features} features")
             module = small_cnn(1, n_classes, image_size=side, dropout=max(dropout, 0.0))
-        return TorchClassifier(module, n_classes=n_classes, epochs=epochs, batch_size=batch_size, lr=lr)
+        return TorchClassifier(
+            module, n_classes=n_classes, epochs=epochs, batch_size=batch_size, lr=lr, entropy_weight=entropy_weight
+        )
 
     return make
+
+
+TRAINER_NAMES = ("plain", "ceal", "joint-entropy")
+
+
+def make_trainer(name: str, **options: Any) -> Any:
+    """``plain`` (labelled items only), ``ceal`` (pseudo-labels) or ``joint-entropy``."""
+    from . import training
+
+    check_choice("trainer", name, TRAINER_NAMES)
+    if name == "plain":
+        return None
+    if name == "ceal":
+        return training.PseudoLabel(**_pick(options, "delta0", "decay", "max_pseudo"))
+    return training.JointEntropy(**_pick(options, "max_unlabeled"))
+
+
+def wrap_subsample(strategy: Any, alpha: float | int | None, **options: Any) -> Any:
+    """``strategy`` wrapped in compute-efficient candidate subsampling when ``alpha`` is given."""
+    if alpha is None:
+        return strategy
+    from .wrappers import Subsample
+
+    if isinstance(alpha, float) and alpha > 1 and alpha.is_integer():
+        alpha = int(alpha)
+    return Subsample(strategy, alpha=alpha, **_pick(options, "tau", "weighting", "prune_below"))

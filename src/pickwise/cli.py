@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .catalog import MC_STRATEGIES, MODEL_NAMES, make_strategy, model_factory, strategy_names
+from .catalog import (
+    MC_STRATEGIES,
+    MODEL_NAMES,
+    TRAINER_NAMES,
+    make_strategy,
+    make_trainer,
+    model_factory,
+    strategy_names,
+    wrap_subsample,
+)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -29,6 +38,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training variants and compute-efficient acquisition")
+    g.add_argument("--trainer", default="plain", choices=TRAINER_NAMES,
+                   help="plain; ceal (pseudo-labels below an entropy threshold); joint-entropy (λ · unlabelled entropy)")
+    g.add_argument("--entropy-weight", type=float, default=0.0, help="λ of the joint entropy objective (default: 0)")
+    g.add_argument("--ceal-delta0", type=float, default=0.005, help="CEAL initial entropy threshold δ0 (default: 0.005)")
+    g.add_argument("--ceal-decay", type=float, default=0.00033, help="CEAL threshold decay per round (default: 0.00033)")
+    g.add_argument("--subsample-alpha", type=float, default=None,
+                   help="score only a candidate pool of this many items (>1) or this fraction (<=1) after round 1")
+    g.add_argument("--subsample-tau", type=float, default=1.0, help="softmax temperature of candidate sampling")
+    g.add_argument("--subsample-weighting", default="temperature", choices=("temperature", "power"),
+                   help="softmax(values/tau), or the published code's softmax(values**1.2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +88,19 @@ def _flat(x: Any) -> Any:
     return x.reshape(len(x), -1) if isinstance(x, np.ndarray) and x.ndim > 2 else x
 
 
-RUN_CONFIG_KEYS = ("dataset", "model", "hidden", "dropout", "epochs", "lr", "n_draws", "initial", "max_train")
+RUN_CONFIG_KEYS = (
+    "dataset", "model", "hidden", "dropout", "epochs", "lr", "n_draws", "initial", "max_train",
+    "entropy_weight",
+)
+
+
+def _run_stem(args: argparse.Namespace, strategy_name: str, seed: int) -> str:
+    tag = strategy_name
+    if args.subsample_alpha is not None:
+        tag += f"-sub{args.subsample_alpha:g}"
+    if args.trainer != "plain":
+        tag += f"-{args.trainer}"
+    return f"{args.dataset}_{args.model}_{tag}_k{args.k}_seed{seed}"
 
 
 def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, *, progress: bool, echo: bool) -> list:
@@ -82,7 +114,15 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         raise ValueError(f"dataset {args.dataset!r} is not numeric; choose a numeric dataset for 'run'")
     if strategy_name in MC_STRATEGIES and args.dropout <= 0:
         raise ValueError(f"strategy {strategy_name!r} needs MC dropout; pass --dropout > 0 (got {args.dropout})")
-    strategy = make_strategy(strategy_name, n_draws=args.n_draws)
+    strategy = wrap_subsample(
+        make_strategy(strategy_name, n_draws=args.n_draws),
+        args.subsample_alpha,
+        tau=args.subsample_tau,
+        weighting=args.subsample_weighting,
+    )
+    trainer = make_trainer(args.trainer, delta0=args.ceal_delta0, decay=args.ceal_decay)
+    if args.trainer == "joint-entropy" and args.model == "logreg":
+        raise ValueError("trainer 'joint-entropy' needs a torch model (mlp or cnn); got model 'logreg'")
     make_model = model_factory(
         args.model,
         n_features=x_train.shape[1],
@@ -91,9 +131,10 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         dropout=args.dropout,
         epochs=args.epochs,
         lr=args.lr,
+        entropy_weight=args.entropy_weight,
     )
     pool = initial_pool(len(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
-    path = out / f"{args.dataset}_{args.model}_{strategy_name}_k{args.k}_seed{seed}.jsonl"
+    path = out / f"{_run_stem(args, strategy_name, seed)}.jsonl"
     rounds = pool_rounds(
         make_model,
         strategy,
@@ -105,13 +146,14 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         evaluate=holdout(x_test, ds.y_test),
         rounds=args.rounds,
         records=path,
+        trainer=trainer,
         config={key: getattr(args, key) for key in RUN_CONFIG_KEYS},
     )
     from tqdm import tqdm
 
     bar = tqdm(rounds, total=args.rounds + 1, desc=f"{strategy_name} seed {seed}", disable=not progress, unit="round")
     if echo:
-        tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8}")
+        tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8} {'scored':>8}")
     recs = []
     for rec in bar:
         recs.append(rec)
@@ -120,7 +162,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         if echo:
             tqdm.write(
                 f"{rec.round:>5} {rec.n_labeled:>8} {acc:>8.4f} {rec.metrics.get('macro_f1', float('nan')):>8.4f} "
-                f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f}"
+                f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f} {rec.n_scored:>8}"
             )
     return recs
 
@@ -133,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recs = run_one(args, args.strategy, args.seed, out, progress=not args.no_progress, echo=True)
-    png = out / f"{args.dataset}_{args.model}_{args.strategy}_k{args.k}_seed{args.seed}.png"
+    png = out / f"{_run_stem(args, args.strategy, args.seed)}.png"
     from .plots import learning_curves
 
     learning_curves({args.strategy: [_curve(recs)]}, png, title=f"{args.dataset} / {args.model}")

@@ -20,6 +20,7 @@ class Random:
     """Uniformly random unlabelled items: the baseline every strategy must beat."""
 
     needs: ClassVar[tuple[type, ...]] = ()
+    last_n_scored: ClassVar[int] = 0  # scores nothing
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
