@@ -70,7 +70,58 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel processes (default: number of cores)")
+    sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
+    sel.add_argument("--probs", help="predicted probabilities, shape (n, n_classes)")
+    sel.add_argument("--embeddings", help="penultimate embeddings, shape (n, d)")
+    sel.add_argument("--mc-probs", help="MC-dropout probabilities, shape (n_draws, n, n_classes)")
+    sel.add_argument("--labeled", help="absolute indices already labelled, shape (m,) integers")
+    sel.add_argument("--strategy", required=True, help=f"one of: {', '.join(strategy_names())}")
+    sel.add_argument("--k", type=int, required=True, help="how many to choose")
+    sel.add_argument("--n-draws", type=int, default=None, help="MC draws to use (default: all given)")
+    sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling")
+    sel.add_argument("--out", required=True, help="CSV to write: rank,index,score")
     return parser
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """Select from precomputed outputs; writes rank, absolute index and score (where the strategy has one)."""
+    from .pool import Pool
+    from .precomputed import Precomputed, load_npy
+    from .protocols import ScoreBased
+    from .select.topk import top_k
+
+    model = Precomputed(probs=load_npy(args.probs), embeddings=load_npy(args.embeddings), mc_probs=load_npy(args.mc_probs))
+    n_draws = args.n_draws or (model.mc_probs.shape[0] if model.mc_probs is not None else None)
+    strategy = make_strategy(args.strategy, n_draws=n_draws)
+    labeled = load_npy(args.labeled, mmap=False) if args.labeled else np.empty(0, dtype=np.int64)
+    if labeled.ndim != 1 or (labeled.size and labeled.dtype.kind not in "iu"):
+        raise ValueError(f"--labeled must hold a 1-D array of integer indices; got shape {labeled.shape}, dtype {labeled.dtype}")
+    # labels are unknown here: strategies that choose from outputs do not read them
+    pool = Pool.empty(model.n).label(labeled.astype(np.int64), np.zeros(labeled.shape[0], dtype=np.int64))
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    if isinstance(strategy, ScoreBased):
+        from ._validation import check_k
+
+        k = check_k(pool, args.k)
+        unl = pool.unlabeled
+        scores = np.asarray(strategy.scores(model, model.x, unl, rng=rng))
+        pos = top_k(scores, k, rng=rng)
+        picks, picked_scores = unl[pos], scores[pos]
+    else:
+        picks = np.asarray(strategy.select(model, model.x, pool, args.k, rng=rng))
+        picked_scores = np.full(picks.shape[0], np.nan)
+    wall = time.perf_counter() - t0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".part")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("rank,index,score\n")
+        for rank, (i, sc) in enumerate(zip(picks.tolist(), picked_scores.tolist())):
+            f.write(f"{rank},{i},{'' if np.isnan(sc) else repr(sc)}\n")
+    tmp.replace(out)
+    print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {out}")
+    return 0
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -252,7 +303,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "select": cmd_select}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
