@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from pickwise.stream import KroneckerSketch, grad_embedding, pen_embedding, stream_embedding
+from pickwise.stream import KroneckerSketch, grad_features, pen_features, stream_features
 from pickwise.stream.features import _gaussian
 
 
 def test_blocks_are_indexed_by_class():
     probs = np.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.0]])
     h = np.array([[1.0, 2.0], [3.0, -1.0]])
-    g = grad_embedding(probs, h)
+    g = grad_features(probs, h)
     assert g.shape == (2, 6)
     for i in range(2):
         yhat = int(np.argmax(probs[i]))  # first on ties
@@ -22,25 +22,25 @@ def test_different_predicted_classes_do_not_collide():
     # sorting the probabilities first (the published code's bug) would make these identical
     h = np.array([[1.0, 0.5], [1.0, 0.5]])
     probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1]])
-    g = grad_embedding(probs, h)
+    g = grad_features(probs, h)
     assert not np.allclose(g[0], g[1])
     sorted_probs = -np.sort(-probs, axis=1)
-    assert np.allclose(grad_embedding(sorted_probs, h)[0], grad_embedding(sorted_probs, h)[1])
+    assert np.allclose(grad_features(sorted_probs, h)[0], grad_features(sorted_probs, h)[1])
 
 
 def test_bias_block_and_modes():
     probs = np.array([[0.6, 0.4]])
     h = np.array([[2.0, 3.0]])
-    g = grad_embedding(probs, h, bias=True)
+    g = grad_features(probs, h, bias=True)
     np.testing.assert_allclose(g, [[-0.4 * 2, -0.4 * 3, -0.4, 0.4 * 2, 0.4 * 3, 0.4]])
-    np.testing.assert_array_equal(stream_embedding(probs, h, mode="pen"), h)
-    np.testing.assert_array_equal(stream_embedding(probs, h), grad_embedding(probs, h))
+    np.testing.assert_array_equal(stream_features(probs, h, mode="pen"), h)
+    np.testing.assert_array_equal(stream_features(probs, h), grad_features(probs, h))
     with pytest.raises(ValueError, match="sorted"):
-        stream_embedding(probs, h, mode="sorted")
+        stream_features(probs, h, mode="sorted")
     with pytest.raises(ValueError, match="rows"):
-        grad_embedding(probs, np.ones((2, 2)))
+        grad_features(probs, np.ones((2, 2)))
     with pytest.raises(ValueError, match="nan"):
-        pen_embedding(np.array([[np.nan, 1.0]]))
+        pen_features(np.array([[np.nan, 1.0]]))
 
 
 def test_sketch_equals_the_kronecker_projection_of_the_full_embedding():
@@ -60,11 +60,11 @@ def test_sketch_preserves_inner_products():
     n, k, d = 60, 10, 400
     probs = rng.dirichlet(np.ones(k) * 0.3, size=n)
     h = np.maximum(rng.normal(size=(n, d)), 0.0)
-    exact = grad_embedding(probs, h)
+    exact = grad_features(probs, h)
     gram = exact @ exact.T
     errors, ratios = [], []
     for seed in range(8):
-        z = grad_embedding(probs, h, sketch=KroneckerSketch(n_h=256, seed=seed))
+        z = grad_features(probs, h, sketch=KroneckerSketch(n_h=256, seed=seed))
         assert z.shape == (n, k * 256)
         approx = z @ z.T
         ratios.append(np.diag(approx) / np.diag(gram))
@@ -80,6 +80,6 @@ def test_sketch_preserves_inner_products():
 def test_pen_sketch_and_validation():
     h = np.random.default_rng(2).normal(size=(5, 30))
     sk = KroneckerSketch(n_h=8, seed=4)
-    np.testing.assert_allclose(pen_embedding(h, sketch=sk), h @ _gaussian(4, 1, 30, 8))
+    np.testing.assert_allclose(pen_features(h, sketch=sk), h @ _gaussian(4, 1, 30, 8))
     with pytest.raises(ValueError, match="n_h"):
         KroneckerSketch(n_h=0)

@@ -217,3 +217,13 @@ def test_validation(data):
         list(stream_segments(ProbsOnly, VeSSAL(q=0.1), x, y, segment=10))
     recs = list(stream_segments(ProbsOnly, StreamUncertainty(q=0.1), x, y, segment=50, initial=5, budget=10))
     assert sum(r.queries for r in recs) <= 10
+
+
+def test_selectors_satisfy_the_protocol_and_progress_runs(data, capsys):
+    from pickwise.protocols import StreamSelector
+
+    for sel in (VeSSAL(q=0.1), StreamUniform(q=0.1), StreamUncertainty(q=0.1)):
+        assert isinstance(sel, StreamSelector)
+    recs = run(data, StreamUniform(q=0.1), progress=True, segment=70)
+    assert len(recs) == 1 + int(np.ceil((N - 10) / 70))
+    assert "segments" in capsys.readouterr().err

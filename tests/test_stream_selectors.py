@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from stream_contract import check_stream_selector_contract
 
-from pickwise.stream import KroneckerSketch, StreamUncertainty, StreamUniform, VeSSAL, grad_embedding
+from pickwise.stream import KroneckerSketch, StreamUncertainty, StreamUniform, VeSSAL, grad_features
 
 
 def _probs(n, rng, k=3):
@@ -14,7 +14,7 @@ def _probs(n, rng, k=3):
 
 
 def grad_z(n, rng):
-    return grad_embedding(_probs(n, rng), np.maximum(rng.normal(size=(n, 4)), 0.0))
+    return grad_features(_probs(n, rng), np.maximum(rng.normal(size=(n, 4)), 0.0))
 
 
 def pen_z(n, rng):
@@ -22,7 +22,7 @@ def pen_z(n, rng):
 
 
 def sketched_z(n, rng):
-    return grad_embedding(_probs(n, rng), rng.normal(size=(n, 40)), sketch=KroneckerSketch(n_h=5, seed=3))
+    return grad_features(_probs(n, rng), rng.normal(size=(n, 40)), sketch=KroneckerSketch(n_h=5, seed=3))
 
 
 # VeSSAL's realised rate under a fixed q overshoots q while its first ~D queries fill the space

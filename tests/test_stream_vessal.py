@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pickwise.protocols import Embedder, GradEmbedder
-from pickwise.stream import VeSSAL, grad_embedding
+from pickwise.stream import VeSSAL, grad_features
 from pickwise.stream.reference import vessal_direct
 
 
@@ -155,6 +155,6 @@ def test_featurize_uses_the_chosen_embedding():
     x, _ = blobs(12, 5, 3)
     model = FakeModel(5, 3, width=4)
     probs, h = model.grad_factors(x)
-    np.testing.assert_array_equal(VeSSAL(q=0.1).featurize(model, x), grad_embedding(probs, h))
+    np.testing.assert_array_equal(VeSSAL(q=0.1).featurize(model, x), grad_features(probs, h))
     np.testing.assert_array_equal(VeSSAL(q=0.1, embedding="pen").featurize(model, x), h)
     assert VeSSAL(q=0.1).needs == (GradEmbedder,) and VeSSAL(q=0.1, embedding="pen").needs == (Embedder,)

@@ -10,10 +10,18 @@ per item from the caller's ``rng``; their state goes through ``state_dict``/``lo
 """
 
 from .baselines import StreamUncertainty, StreamUniform
-from .features import KroneckerSketch, grad_embedding, pen_embedding, stream_embedding
-from .loop import SegmentRecord, load_segments, save_segments, select_stream, stream_segments
+from .features import KroneckerSketch, grad_features, pen_features, stream_features
+from .loop import SegmentRecord, load_segments, save_segments, stream_segments
 from .order import first_pc_scores, stream_order
-from .sources import array_chunks, csv_chunks, iterable_chunks, jsonl_chunks, open_chunks, parquet_chunks
+from .sources import (
+    array_chunks,
+    csv_chunks,
+    iterable_chunks,
+    jsonl_chunks,
+    open_chunks,
+    parquet_chunks,
+    select_stream,
+)
 from .vessal import VeSSAL
 
 __all__ = [
@@ -21,9 +29,9 @@ __all__ = [
     "StreamUniform",
     "StreamUncertainty",
     "KroneckerSketch",
-    "grad_embedding",
-    "pen_embedding",
-    "stream_embedding",
+    "grad_features",
+    "pen_features",
+    "stream_features",
     "SegmentRecord",
     "stream_segments",
     "save_segments",

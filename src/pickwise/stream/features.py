@@ -1,11 +1,12 @@
 """The item features ``z`` a stream selector sees: gradient embeddings, penultimate features, sketches.
 
-* ``grad_embedding(probs, h)``: the last-layer gradient embedding g = (p − e_ŷ) ⊗ h, a K·d vector
-  whose block c is (p_c − 1[c = ŷ])·h. Blocks are indexed by CLASS. The VeSSAL authors' published
-  code sorts the probabilities first, which makes items predicted as different classes collide;
-  pickwise never sorts. The bias gradient (the block p − e_ŷ) is appended only with ``bias=True``
-  (equivalently, h is extended by a constant 1); by default it is left out, as in BADGE/VeSSAL.
-* ``pen_embedding(h)``: the penultimate features themselves (the poster's "pen" baseline).
+* ``grad_features(probs, h)``: the last-layer gradient embedding g = (p − e_ŷ) ⊗ h as an explicit
+  (n, K·d) array, block c = (p_c − 1[c = ŷ])·h, built from ``pickwise.embeddings`` (the factored form
+  the pool strategies use; same class-indexed layout and bias convention). Blocks are indexed by
+  CLASS: the VeSSAL authors' published code sorts the probabilities first, which makes items
+  predicted as different classes collide; pickwise never sorts. With ``bias=True`` the bias gradient
+  is included (h extended by a constant 1); by default it is left out, as in BADGE/VeSSAL.
+* ``pen_features(h)``: the penultimate features themselves (the poster's "pen" baseline).
 * ``KroneckerSketch``: a seeded Gaussian projection R = R_a ⊗ R_h applied to a ⊗ h WITHOUT forming
   a ⊗ h, using (R_a ⊗ R_h)(a ⊗ h) = (R_a a) ⊗ (R_h h). Entries of R_h are N(0, 1/n_h) (R_a likewise,
   or R_a = I when ``n_a`` is None, the default: K is small, so only h is projected). Inner products
@@ -23,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_finite, check_ndim, check_positive_int, check_probs
+from .._validation import check_choice, check_finite, check_ndim, check_positive_int
+from ..embeddings import grad_embedding, materialize
 
-__all__ = ["KroneckerSketch", "grad_embedding", "pen_embedding", "stream_embedding", "EMBEDDINGS"]
+__all__ = ["KroneckerSketch", "grad_features", "pen_features", "stream_features", "EMBEDDINGS"]
 
 
 @lru_cache(maxsize=16)
@@ -72,23 +74,15 @@ class KroneckerSketch:
 
     def __call__(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         """(R_a a) ⊗ (R_h h) per row: ndarray of shape (n, n_a·n_h) (n_a = K when exact)."""
-        return _outer_rows(self.project_a(a), self.project_h(h))
+        return materialize(self.project_a(a), self.project_h(h))
 
 
-def _outer_rows(a: np.ndarray, h: np.ndarray) -> np.ndarray:
-    # row i: block c = a[i, c] * h[i]  (class-major, class-indexed)
-    return (a[:, :, None] * h[:, None, :]).reshape(a.shape[0], a.shape[1] * h.shape[1])
-
-
-def _check_h(h: Any, n: int | None = None) -> np.ndarray:
+def _check_h(h: Any) -> np.ndarray:
     h = check_ndim("h", np.asarray(h, dtype=np.float64), 2, "(n, d)")
-    check_finite("h", h)
-    if n is not None and h.shape[0] != n:
-        raise ValueError(f"probs and h must have the same number of rows; got {n} and {h.shape[0]}")
-    return h
+    return check_finite("h", h)
 
 
-def grad_embedding(
+def grad_features(
     probs: Any, h: Any, *, bias: bool = False, sketch: KroneckerSketch | None = None
 ) -> np.ndarray:
     """Class-indexed last-layer gradient embedding g = (p − e_ŷ) ⊗ h.
@@ -108,16 +102,11 @@ def grad_embedding(
     ndarray of shape (n, K·d) (K·(d+1) with ``bias``; the sketch's width with ``sketch``), float64.
     Block c (columns c·d … c·d + d − 1) is (p_c − 1[c = ŷ])·h, ŷ = argmax p (first on ties).
     """
-    p = check_probs("probs", probs)
-    h = _check_h(h, p.shape[0])
-    a = p.copy()
-    a[np.arange(p.shape[0]), p.argmax(axis=1)] -= 1.0
-    if bias:
-        h = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1)
-    return _outer_rows(a, h) if sketch is None else sketch(a, h)
+    g = grad_embedding(probs, h, bias=bias)  # validates; factors a = p − e_ŷ and h (with a 1 for bias)
+    return g.materialize() if sketch is None else sketch(g.a, g.h)
 
 
-def pen_embedding(h: Any, *, sketch: KroneckerSketch | None = None) -> np.ndarray:
+def pen_features(h: Any, *, sketch: KroneckerSketch | None = None) -> np.ndarray:
     """Penultimate features as the embedding: ``h`` (n, d), or R_h h (n, n_h) with a sketch."""
     h = _check_h(h)
     return h if sketch is None else sketch.project_h(h)
@@ -127,11 +116,11 @@ def pen_embedding(h: Any, *, sketch: KroneckerSketch | None = None) -> np.ndarra
 EMBEDDINGS = ("grad", "pen")
 
 
-def stream_embedding(
+def stream_features(
     probs: Any, h: Any, *, mode: str = "grad", bias: bool = False, sketch: KroneckerSketch | None = None
 ) -> np.ndarray:
-    """z for VeSSAL from (probs, h): ``mode="grad"`` → ``grad_embedding``; ``"pen"`` → ``pen_embedding``."""
+    """z for VeSSAL from (probs, h): ``mode="grad"`` → ``grad_features``; ``"pen"`` → ``pen_features``."""
     check_choice("embedding", mode, EMBEDDINGS)
     if mode == "pen":
-        return pen_embedding(h, sketch=sketch)
-    return grad_embedding(probs, h, bias=bias, sketch=sketch)
+        return pen_features(h, sketch=sketch)
+    return grad_features(probs, h, bias=bias, sketch=sketch)

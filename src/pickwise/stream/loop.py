@@ -37,9 +37,10 @@ from .._validation import check_positive_int
 from ..pool import Pool
 from ..protocols import check_capabilities
 from ..utils import chunks, derive_rng, derive_seed, n_items, take
+from ._resume import restore, save_checkpoint
 from .order import stream_order
 
-__all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments", "select_stream"]
+__all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,24 +143,6 @@ def load_segments(path: str | os.PathLike) -> list[SegmentRecord]:
     return out
 
 
-def select_stream(
-    selector: Any, source: Iterable[tuple[Any, Any]], *, rng: np.random.Generator,
-    transform: Callable[[Any], np.ndarray] | None = None,
-) -> Iterator[np.ndarray]:
-    """Decide on a stream read in chunks (e.g. from ``sources``) with a fixed model.
-
-    For each ``(x_chunk, y_chunk)`` of ``source``, ``z = transform(x_chunk)`` (``x_chunk`` itself by
-    default) goes to ``selector.observe_many``; yields the positions (0-based over the whole stream)
-    of the items queried in that chunk. ``selector`` is used as given (not cloned).
-    """
-    offset = 0
-    for x_chunk, _ in source:
-        z = x_chunk if transform is None else transform(x_chunk)
-        decisions = selector.observe_many(z, rng=rng)
-        yield offset + np.flatnonzero(decisions)
-        offset += int(decisions.shape[0])
-
-
 # -- the loop ---------------------------------------------------------------------------------------
 
 
@@ -242,27 +225,8 @@ class _Run:
     def metrics(self, model: Any) -> dict:
         return {} if self.evaluate is None else _jsonable(dict(self.evaluate(model)))
 
-    def save_checkpoint(self, selector: Any, s: int) -> None:
-        if self.checkpoint is None or self.reset_selector:
-            return
-        arrays = {f"selector.{k}": np.asarray(v) for k, v in selector.state_dict().items()}
-        arrays["segment"] = np.asarray(s)
-        arrays["fingerprint"] = np.asarray(self.fingerprint)
-        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, self.checkpoint)
-
-    def load_checkpoint(self, selector: Any, s: int) -> bool:
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return False
-        with np.load(self.checkpoint, allow_pickle=False) as npz:
-            if str(npz["fingerprint"]) != self.fingerprint:
-                raise ValueError(f"checkpoint {self.checkpoint} belongs to another run (settings or data differ)")
-            if int(npz["segment"]) != s:
-                return False
-            selector.load_state_dict({k[len("selector.") :]: npz[k] for k in npz.files if k.startswith("selector.")})
-        return True
+    def initial_pool(self) -> Pool:
+        return Pool.empty(n_items(self.x)).label(self.initial, self.oracle(self.initial), round=0)
 
 
 def _resume_records(resume: Any) -> list[SegmentRecord]:
@@ -354,7 +318,7 @@ def stream_segments(
 
 
 def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
-    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
+    pool = run.initial_pool()
     bar = None
     if run.progress:
         from tqdm.auto import tqdm
@@ -371,14 +335,15 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
             yield rec
             selector = run.selector(0, 0)
         else:
-            model, selector, pool = _restore(run, done)
+            model, selector, pool = restore(run, done)
         for s in range(len(done), run.n_segments + 1):
             seen = (s - 1) * run.segment
             used = pool.n_labeled - run.initial.shape[0]
             if run.reset_selector and s > 1:
                 selector = run.selector(seen, used)
             queried, embed_s, select_s = run.decide(selector, model, s)
-            run.save_checkpoint(selector, s)
+            if run.checkpoint is not None and not run.reset_selector:
+                save_checkpoint(run.checkpoint, run.fingerprint, selector, s)
             if queried.size:
                 pool = pool.label(queried, run.oracle(queried), round=s)
             model, fit_s = run.fit(pool, s)
@@ -393,57 +358,6 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
     finally:
         if bar is not None:
             bar.close()
-
-
-def _pool_from(run: _Run, done: list[SegmentRecord]) -> Pool:
-    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
-    if done[0].n_labels != run.initial.shape[0]:
-        raise ValueError(
-            f"resume: record 0 has {done[0].n_labels} labels but this run starts with {run.initial.shape[0]}"
-        )
-    for r in done[1:]:
-        window = run.window(r.segment)
-        if window.shape[0] == 0 or r.items_seen != (r.segment - 1) * run.segment + window.shape[0]:
-            raise ValueError(f"resume: segment {r.segment} does not fit this stream (settings or data differ)")
-        q = np.asarray(r.queried, dtype=np.int64)
-        if not np.all(np.isin(q, window)):
-            raise ValueError(f"resume: segment {r.segment} queried items outside its window")
-        if q.size:
-            pool = pool.label(q, run.oracle(q), round=r.segment)
-    return pool
-
-
-def _restore(run: _Run, done: list[SegmentRecord]) -> tuple[Any, Any, Pool]:
-    """The model for the next window, the selector as it was after the last recorded window, the pool."""
-    pool = _pool_from(run, done)  # validates the records
-    last = done[-1].segment
-    if last >= run.n_segments:
-        return None, None, pool
-    if run.reset_selector:
-        selector = run.selector(last * run.segment, pool.n_labeled - run.initial.shape[0])
-    else:
-        selector = run.selector(0, 0)
-        if last > 0 and not run.load_checkpoint(selector, last):
-            _replay(run, done, selector)
-    model, _ = run.fit(pool, last)
-    check_capabilities(run.template, model)
-    return model, selector, pool
-
-
-def _replay(run: _Run, done: list[SegmentRecord], selector: Any) -> None:
-    """Feed ``selector`` the recorded windows again, with the models and uniforms of the original run."""
-    pool = Pool.empty(n_items(run.x)).label(run.initial, run.oracle(run.initial), round=0)
-    for r in done[1:]:
-        model, _ = run.fit(pool, r.segment - 1)
-        queried, _, _ = run.decide(selector, model, r.segment)
-        if tuple(int(i) for i in queried) != r.queried:
-            raise ValueError(
-                f"resume: replaying segment {r.segment} queried {queried.size} items, the record says "
-                f"{len(r.queried)} (first ones {queried[:5].tolist()} vs {list(r.queried[:5])}); "
-                "the data, model or settings differ from the recorded run"
-            )
-        if queried.size:
-            pool = pool.label(queried, run.oracle(queried), round=r.segment)
 
 
 def _describe(selector: Any) -> str:

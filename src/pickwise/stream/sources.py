@@ -22,7 +22,7 @@ import csv
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "csv_chunks",
     "parquet_chunks",
     "open_chunks",
+    "select_stream",
 ]
 
 Chunk = tuple[np.ndarray, "np.ndarray | None"]
@@ -233,3 +234,21 @@ def open_chunks(source: Any, *, chunk_size: int = 1024, **options: Any) -> Itera
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
         return array_chunks(source, chunk_size=chunk_size, **options)
     return iterable_chunks(source, chunk_size=chunk_size, **options)
+
+
+def select_stream(
+    selector: Any, source: Iterable[tuple[Any, Any]], *, rng: np.random.Generator,
+    transform: Callable[[Any], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """Decide on a stream read in chunks (from the readers above) with a fixed model.
+
+    For each ``(x_chunk, y_chunk)`` of ``source``, ``z = transform(x_chunk)`` (``x_chunk`` itself by
+    default) goes to ``selector.observe_many``; yields the positions (0-based over the whole stream)
+    of the items queried in that chunk. ``selector`` is used as given (not cloned).
+    """
+    offset = 0
+    for x_chunk, _ in source:
+        z = x_chunk if transform is None else transform(x_chunk)
+        decisions = selector.observe_many(z, rng=rng)
+        yield offset + np.flatnonzero(decisions)
+        offset += int(decisions.shape[0])

@@ -22,13 +22,15 @@ S of g gᵀ is updated ``refresh_every`` items at a time from a buffer of the la
 matrix–matrix product), so wᵀA_t w = (wᵀSw + ‖B w‖²)/t with B the buffered rows. At every
 refresh, T is recomputed exactly as ⟨S, Σ̂⁻¹⟩/t (O(D²)) against drift. All state is float64.
 
-``observe_many`` works on blocks that end at refresh boundaries: U = G·Σ̂⁻¹ for the whole block
-(one GEMM), then the items are decided in order; a query at item i corrects the later rows by the
-rank-1 change of Σ̂⁻¹ (u_j −= w·(g_j·w)/c, s_j −= (g_j·w)²/c, O(m·D)) and Σ̂⁻¹ itself is updated
-once per block with all of the block's queries (a rank-k GEMM). The products S·w that queries need
-come from S·U computed for a few rows at a time, so a high query rate costs GEMM rather than one
-memory-bound S·w per query. Decisions equal the item-by-item path under the same uniforms
-(up to floating-point rounding of the same quantities, which the tests check never flips one).
+``observe_many`` works on blocks that end at refresh boundaries. U = G·Σ̂⁻¹ for the whole block is
+one GEMM; then the items are decided in order. A query at item i changes Σ̂⁻¹ by the rank-1 term
+w wᵀ/c; the later rows of the block see it through the scalars r_j = g_j·w only (s_j −= r_j²/c, one
+matrix–vector product over the block), and a later query rebuilds its own w from its row of U and
+the block's earlier w's (O(k·D)). Σ̂⁻¹ itself is updated once per block with all the block's queries
+(a rank-k GEMM). The products S·w that queries need are one S·w each at low rates, and one GEMM S·U
+for the rest of the block when the rate is high. No step grows with the number of labels already
+chosen. Decisions equal the item-by-item path under the same uniforms (up to floating-point rounding
+of the same quantities, which the tests check never flips one).
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ from scipy.linalg import blas
 from .._validation import check_choice, check_positive_int
 from ..protocols import Embedder, GradEmbedder
 from ._base import StreamSelectorBase, finite_float
-from .features import EMBEDDINGS, KroneckerSketch, grad_embedding, pen_embedding
+from .features import EMBEDDINGS, KroneckerSketch, grad_features, pen_features
 
 __all__ = ["VeSSAL"]
 
-# rows of S·U computed together when a query needs S·w: one pass over S serves this many rows
-_SU_ROWS = 16
+# When a block's first query comes at a rate of at least _SU_RATE, S·u is formed for all the block's
+# remaining rows by one GEMM; below it each query does one S·w (a memory-bound pass over S). Measured
+# cross-over near 0.2 at D = 1280 and 5120 (benchmarks/stream.py). A pure speed switch: both paths
+# give the same numbers up to rounding.
+_SU_RATE = 0.2
 
 
 class VeSSAL(StreamSelectorBase):
@@ -113,9 +118,9 @@ class VeSSAL(StreamSelectorBase):
     def featurize(self, model: Any, x: Any) -> np.ndarray:
         """z for the items ``x`` under ``model`` (see ``embedding``)."""
         if self.embedding == "pen":
-            return pen_embedding(model.embed(x), sketch=self.sketch)
+            return pen_features(model.embed(x), sketch=self.sketch)
         probs, h = model.grad_factors(x)
-        return grad_embedding(probs, h, bias=self.bias, sketch=self.sketch)
+        return grad_features(probs, h, bias=self.bias, sketch=self.sketch)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -225,16 +230,19 @@ class VeSSAL(StreamSelectorBase):
         return out
 
     def _block(self, g: np.ndarray, u: np.ndarray) -> np.ndarray:
-        m = g.shape[0]
+        m, dim = g.shape
         base = self._n_buf
         buf, si, S = self._buf, self._sigma_inv, self._S
         buf[base : base + m] = g
-        U = g @ si  # row i is (Σ̂⁻¹ g_i)ᵀ; Σ̂⁻¹ is symmetric
-        s = np.einsum("ij,ij->i", g, U)
+        U = g @ si  # row i is (Σ̂⁻¹ g_i)ᵀ for the Σ̂⁻¹ at the block's start (Σ̂⁻¹ is symmetric)
+        s = np.einsum("ij,ij->i", g, U)  # kept equal to g_iᵀ Σ̂⁻¹ g_i for the current Σ̂⁻¹
         out = np.zeros(m, dtype=bool)
-        su: np.ndarray | None = None  # rows of U·S, filled on demand
-        have = np.zeros(m, dtype=bool)
-        picked: list[np.ndarray] = []
+        # the block's queries so far: w_k = Σ̂⁻¹g_k at query time, S·w_k, c_k, r[k, j] = g_j·w_k for later j
+        w_k = sw_k = r = None
+        c_k = np.empty(m)
+        k = 0
+        su = None  # S·u_i for rows from su_from on, when many queries are expected
+        su_from = m
         t, trace, nq = self.t, self._trace, self.n_queried
         for i in range(m):
             t += 1
@@ -245,27 +253,24 @@ class VeSSAL(StreamSelectorBase):
                 continue
             out[i] = True
             nq += 1
+            if w_k is None:
+                w_k, sw_k, r = np.empty((m, dim)), np.empty((m, dim)), np.zeros((m, m))
+                if rate >= _SU_RATE:
+                    su, su_from = U[i:] @ S, i
+            # Σ̂⁻¹ now = Σ̂⁻¹_start − Σ_k w_k w_kᵀ / c_k, so w = u_i − Σ_k w_k (g_i·w_k)/c_k
+            coeff = r[:k, i] / c_k[:k]
+            w = U[i] - coeff @ w_k[:k]
+            sw = su[i - su_from] - coeff @ sw_k[:k] if su is not None else S @ w
             c = 1.0 + s[i]
-            if not have[i]:
-                if su is None:
-                    su = np.empty_like(U)
-                j = min(m, i + _SU_ROWS)
-                su[i:j] = U[i:j] @ S
-                have[i:j] = True
-            w = U[i].copy()
-            sw = su[i].copy()  # type: ignore[index]
             bw = buf[: base + i + 1] @ w
             trace -= (float(w @ sw) + float(bw @ bw)) / t / c
             if i + 1 < m:
-                rc = (g[i + 1 :] @ w) / c
-                s[i + 1 :] -= rc * rc * c
-                U[i + 1 :] -= rc[:, None] * w[None, :]
-                later = i + 1 + np.flatnonzero(have[i + 1 :])
-                if later.size:
-                    su[later] -= rc[later - i - 1, None] * sw[None, :]  # type: ignore[index]
-            picked.append(w / np.sqrt(c))
-        if picked:
-            v = np.asarray(picked)
+                r[k, i + 1 :] = g[i + 1 :] @ w
+                s[i + 1 :] -= r[k, i + 1 :] ** 2 / c
+            w_k[k], sw_k[k], c_k[k] = w, sw, c
+            k += 1
+        if k:
+            v = w_k[:k] / np.sqrt(c_k[:k])[:, None]
             blas.dgemm(-1.0, v, v, beta=1.0, c=si.T, trans_a=1, overwrite_c=1)  # Σ̂⁻¹ −= Vᵀ V in place
         self.t, self._trace, self.n_queried = t, trace, nq
         self._n_buf = base + m
@@ -274,8 +279,19 @@ class VeSSAL(StreamSelectorBase):
     def _maybe_refresh(self) -> None:
         if self._n_buf < self.refresh_every:
             return
-        b = self._buf
-        blas.dgemm(1.0, b, b, beta=1.0, c=self._S.T, trans_a=1, overwrite_c=1)  # S += Bᵀ B in place
+        _add_gram(self._S, self._buf)
         self._n_buf = 0
         # exact trace against drift: tr(S Σ̂⁻¹)/t, both symmetric
         self._trace = float(np.vdot(self._S, self._sigma_inv)) / self.t
+
+
+def _add_gram(S: np.ndarray, b: np.ndarray) -> None:
+    """S += bᵀb in place for a symmetric C-ordered S: one triangle by syrk, then mirrored."""
+    # S.T is S's memory in Fortran order; syrk with lower=1 fills its lower triangle = S's upper one
+    blas.dsyrk(1.0, b, beta=1.0, c=S.T, trans=1, lower=1, overwrite_c=1)
+    n = S.shape[0]
+    for a in range(0, n, 512):
+        e = min(n, a + 512)
+        S[e:, a:e] = S[a:e, e:].T  # rows below the diagonal block from the columns right of it
+        blk = S[a:e, a:e]
+        blk[:] = np.triu(blk) + np.triu(blk, 1).T
