@@ -39,3 +39,19 @@ def test_demo_compares_strategies(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "random" in text and "margin" in text and "final accuracy" in text
     assert (tmp_path / "demo.png").exists()
+
+
+@pytest.mark.slow
+def test_stream_command_writes_records_and_resumes(tmp_path, capsys):
+    argv = ["stream", "--dataset", "digits", "--selector", "vessal", "--budget", "40", "--segment", "400",
+            "--order", "pc", "--initial", "20", "--epochs", "5", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "queried 40 of" in text
+    (jsonl,) = tmp_path.glob("stream_digits_vessal_pc_seed0_*.jsonl")
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows[0]["segment"] == 0 and sum(r["queries"] for r in rows) == 40
+    assert main(argv) == 0  # everything resumed: no new rows
+    assert len(jsonl.read_text().splitlines()) == len(rows)
+    assert main(["stream", "--dataset", "digits", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--budget" in capsys.readouterr().err

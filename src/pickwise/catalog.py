@@ -117,3 +117,30 @@ def wrap_subsample(strategy: Any, alpha: float | int | None, **options: Any) -> 
     if isinstance(alpha, float) and alpha > 1 and alpha.is_integer():
         alpha = int(alpha)
     return Subsample(strategy, alpha=alpha, **_pick(options, "tau", "weighting", "prune_below"))
+
+
+def _stream_selectors() -> dict[str, Callable[..., Any]]:
+    from . import stream as s
+
+    return {
+        "vessal": lambda **kw: s.VeSSAL(**kw),
+        "vessal_pen": lambda **kw: s.VeSSAL(embedding="pen", **kw),
+        "stream_uniform": lambda **kw: s.StreamUniform(**kw),
+        "stream_uncertainty": lambda **kw: s.StreamUncertainty(**kw),
+    }
+
+
+#: the names the VeSSAL poster uses, as aliases
+STREAM_ALIASES = {"pen": "vessal_pen", "unif": "stream_uniform", "conf": "stream_uncertainty"}
+
+
+def stream_selector_names() -> list[str]:
+    return sorted(_stream_selectors())
+
+
+def make_stream_selector(name: str, *, q: float | None = None, **options: Any) -> Any:
+    """A stream selector by name (``vessal``, ``vessal_pen``, ``stream_uniform``, ``stream_uncertainty``;
+    the poster's ``pen``, ``unif``, ``conf`` too); ``q`` is a fixed query rate."""
+    factory = check_choice("stream selector", STREAM_ALIASES.get(name, name), _stream_selectors())
+    kw = {"q": q} if q is not None else {}
+    return factory(**kw, **options)

@@ -17,9 +17,11 @@ from .catalog import (
     MODEL_NAMES,
     TRAINER_NAMES,
     make_strategy,
+    make_stream_selector,
     make_trainer,
     model_factory,
     strategy_names,
+    stream_selector_names,
     wrap_subsample,
 )
 
@@ -70,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel processes (default: number of cores)")
+    st = sub.add_parser("stream", help="simulate streaming (committal) active learning with one selector")
+    _add_common(st)
+    st.set_defaults(initial=100, k=0, rounds=0)
+    st.add_argument("--selector", default="vessal", help=f"one of: {', '.join(stream_selector_names())}")
+    st.add_argument("--budget", type=int, default=None, help="labels to take from the stream (adaptive rate)")
+    st.add_argument("--q", type=float, default=None, help="fixed query rate, when no --budget")
+    st.add_argument("--segment", type=int, default=5000, help="items per window; retrain after each (default: 5000)")
+    st.add_argument("--order", default="iid", choices=("iid", "pc", "class"),
+                    help="arrival order: iid, pc (sorted by first principal component), class")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--out", default="runs", help="output folder (default: runs)")
+
     sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
     sel.add_argument("--probs", help="predicted probabilities, shape (n, n_classes)")
     sel.add_argument("--embeddings", help="penultimate embeddings, shape (n, d)")
@@ -81,6 +95,66 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling")
     sel.add_argument("--out", required=True, help="CSV to write: rank,index,score")
     return parser
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import hashlib
+    import json
+
+    from .metrics import holdout
+    from .plots import learning_curves
+    from .records import RecordWriter, read_jsonl
+    from .stream import SegmentRecord, stream_segments
+
+    if args.budget is None and args.q is None:
+        raise ValueError("give --budget (labels to take) or --q (a fixed query rate)")
+    ds = _load(args)
+    x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
+    selector = make_stream_selector(args.selector, q=args.q)
+    make_model = model_factory(
+        args.model, n_features=x_train.shape[1], n_classes=ds.n_classes, hidden=args.hidden,
+        dropout=args.dropout, epochs=args.epochs, lr=args.lr,
+    )
+    config = {key: getattr(args, key) for key in RUN_CONFIG_KEYS + STREAM_CONFIG_KEYS}
+    tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"stream_{args.dataset}_{args.selector}_{args.order}_seed{args.seed}_{tag}"
+    path = out / f"{stem}.jsonl"
+    done = [SegmentRecord.from_dict(r) for r in read_jsonl(path, repair=True)]
+    writer = RecordWriter(path)
+    segments = stream_segments(
+        make_model, selector, x_train, ds.y_train, order=args.order, segment=args.segment, initial=args.initial,
+        budget=args.budget, evaluate=holdout(x_test, ds.y_test), seed=args.seed, resume=done or None,
+        progress=not args.no_progress,
+    )
+    from tqdm import tqdm
+
+    tqdm.write(f"{'segment':>7} {'seen':>7} {'queries':>7} {'labels':>7} {'rate':>6} {'accuracy':>8} {'fit s':>6} {'select s':>8}")
+    recs = list(done)
+    for rec in done:
+        tqdm.write(_segment_row(rec) + "  (resumed)")
+    for rec in segments:
+        writer.write(rec.to_dict())
+        recs.append(rec)
+        tqdm.write(_segment_row(rec))
+    png = out / f"{stem}.png"
+    learning_curves(
+        {args.selector: [([r.n_labels for r in recs], [r.metrics["accuracy"] for r in recs])]},
+        png, title=f"{args.dataset} stream ({args.order}), window {args.segment}",
+    )
+    queried = sum(r.queries for r in recs)
+    seen = recs[-1].items_seen if recs else 0
+    print(f"queried {queried} of {seen} stream items (rate {queried / max(seen, 1):.4f})")
+    print(f"records: {path}\nfigure:  {png}")
+    return 0
+
+
+def _segment_row(r: Any) -> str:
+    return (
+        f"{r.segment:>7} {r.items_seen:>7} {r.queries:>7} {r.n_labels:>7} {r.rate:>6.3f} "
+        f"{r.metrics.get('accuracy', float('nan')):>8.4f} {r.fit_seconds:>6.2f} {r.select_seconds:>8.3f}"
+    )
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -143,6 +217,9 @@ RUN_CONFIG_KEYS = (
     "dataset", "model", "hidden", "dropout", "epochs", "lr", "n_draws", "initial", "max_train",
     "entropy_weight",
 )
+
+
+STREAM_CONFIG_KEYS = ("selector", "budget", "q", "segment", "order", "seed")
 
 
 def _run_stem(args: argparse.Namespace, strategy_name: str, seed: int) -> str:
@@ -303,7 +380,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "select": cmd_select}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
