@@ -30,6 +30,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent / "src"))
 
 import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 
@@ -123,11 +125,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes: N ∈ {5k, 20k}, k ∈ {50, 200}")
     ap.add_argument("--ref-picks", type=int, default=None,
-                    help="picks the references run at the largest N before extrapolating (default 40; quick: all)")
+                    help="picks the references run at the largest N before extrapolating (default 100; quick: all)")
     ap.add_argument("--n-labeled", type=int, default=1000, help="|L| for core-set (default 1000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads for every implementation (default 1: stable timings on a shared machine)")
     args = ap.parse_args()
+    from threadpoolctl import threadpool_info, threadpool_limits
 
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        threads = ", ".join(f"{i['internal_api']}×{i['num_threads']}" for i in threadpool_info())
+        load0 = os.getloadavg()[0]
+        run(args)
+        print(f"\nnumpy {np.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, BLAS threads: {threads}, "
+              f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+
+
+def run(args: argparse.Namespace) -> None:
     kc, d = 10, 256
     ns, ks = ((5_000, 20_000), (50, 200)) if args.quick else ((10_000, 100_000), (100, 1000))
     n_lab = min(args.n_labeled, 500) if args.quick else args.n_labeled
@@ -138,7 +152,7 @@ def main() -> None:
         p, h = synthetic(n, kc, d, args.seed)
         lab = np.maximum(np.random.default_rng(args.seed + 1).normal(size=(n_lab, d)), 0.0)
         big = n >= 100_000
-        ref_picks = args.ref_picks if args.ref_picks is not None else (40 if big else 10**9)
+        ref_picks = args.ref_picks if args.ref_picks is not None else (100 if big else 10**9)
         budget = 2 * n * (kc + d) * 8 / MB
         for k in ks:
             fast, t_fast, m_fast = measured(badge_fast, p, h, k, args.seed)
@@ -157,8 +171,8 @@ def main() -> None:
             tc_ref = extrapolate(csetup, cloop, cran, k)
             cnote = f"extrapolated from {cran} picks" if cran < k else ""
             csame = np.array_equal(cfast[:cran], cref)
-            rows.append(("core-set (pickwise, chunked)", n, k, tc_fast, mc_fast, f"|L| = {n_lab}"))
-            rows.append(("core-set (N×|L| reference)", n, k, tc_ref, mc_ref,
+            rows.append(("core-set (pickwise, chunked)", n, k, tc_fast, mc_fast, f"\\|L\\| = {n_lab}"))
+            rows.append(("core-set (N×\\|L\\| reference)", n, k, tc_ref, mc_ref,
                          ", ".join(s for s in (cnote, f"same picks: {'yes' if csame else 'NO'}") if s)))
             summary.append(f"core-set N={n:,} k={k}: {tc_ref / tc_fast:.1f}x, extra peak {mc_fast:.0f} MB "
                            f"vs {mc_ref:.0f} MB (N×|L| float64 = {n * n_lab * 8 / MB:.0f} MB)")

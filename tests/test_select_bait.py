@@ -88,3 +88,7 @@ def test_k_equal_n_selects_everything_and_bad_arguments():
         bait_select(p, h, 2, oversample=0.5)
     with pytest.raises(ValueError, match="k=6"):
         bait_select(p, h, 6)
+    with pytest.raises(ValueError, match="neither"):
+        bait_select(p, h, 2, probs_labeled=p)
+    with pytest.raises(ValueError, match="labelled factors"):
+        bait_select(p, h, 2, probs_labeled=p, h_labeled=h[:, :2])

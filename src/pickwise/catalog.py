@@ -28,8 +28,34 @@ def _strategies() -> dict[str, Callable[..., Any]]:
 
 
 def _batch_strategies() -> dict[str, Callable[..., Any]]:
-    """Strategies from the batch-strategy modules (BADGE, core-set, ...), when present."""
-    return {}
+    """BADGE, core-set, DBAL, BatchBALD, BAIT, EGL, information density, QBC, stochastic, ALBL."""
+    from . import strategies as s
+
+    chunk = ("chunk_size",)
+    return {
+        "badge": lambda **kw: s.BADGE(**_pick(kw, *chunk)),
+        "coreset": lambda **kw: s.CoreSet(**_pick(kw, *chunk)),
+        "dbal": lambda **kw: s.DBAL(**_pick(kw, "beta", *chunk)),
+        # BatchBALD's greedy step costs O(candidates · configurations · K · draws): here only the
+        # 200 items with the highest BALD are candidates and 10,000 configurations are sampled once
+        # exact enumeration stops (the class's own defaults: whole pool, 40,000)
+        "batchbald": lambda **kw: s.BatchBALD(
+            **_pick(kw, "n_draws", *chunk),
+            max_candidates=kw.get("max_candidates", 200),
+            n_samples=kw.get("n_samples", 10_000),
+        ),
+        "bait": lambda **kw: s.BAIT(**_pick(kw, "lam", *chunk)),
+        "egl": lambda **kw: s.EGL(**_pick(kw, *chunk)),
+        "density": lambda **kw: s.InformationDensity(**_pick(kw, "beta", *chunk)),
+        "qbc": lambda **kw: s.QBC(score=kw.get("score", "vote_entropy")),
+        "qbc_kl": lambda **kw: s.QBC(score="kl_to_consensus"),
+        "stochastic_entropy": lambda **kw: s.StochasticBatch(s.Uncertainty(score="entropy"), mode="power"),
+        "stochastic_bald": lambda **kw: s.StochasticBatch(
+            s.MCDropout(score="bald", **_pick(kw, "n_draws")), mode="power"
+        ),
+        # arms as a diverse mix: the baseline, an uncertainty score, and two diversity methods
+        "albl": lambda **kw: s.ALBL([s.Random(), s.Uncertainty(score="margin"), s.CoreSet(), s.BADGE()]),
+    }
 
 
 def _pick(kw: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -37,7 +63,9 @@ def _pick(kw: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 #: strategies that need MC-dropout draws (the model must have dropout)
-MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbald")
+MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbald", "stochastic_bald")
+#: strategies that need a committee of models (the CLI builds one from the model of choice)
+COMMITTEE_STRATEGIES = ("qbc", "qbc_kl")
 
 
 def strategy_names() -> list[str]:
@@ -65,9 +93,22 @@ def model_factory(
     lr: float = 1e-3,
     image_shape: tuple[int, ...] | None = None,
     entropy_weight: float = 0.0,
+    committee: int | None = None,
 ) -> Callable[[], Any]:
-    """A zero-argument factory of fresh models (the pool loop calls it every round)."""
+    """A zero-argument factory of fresh models (the pool loop calls it every round).
+
+    With ``committee=C`` each model is a :class:`pickwise.committee.Committee` of C independently
+    seeded members (for QBC).
+    """
     check_choice("model", name, MODEL_NAMES)
+    if committee is not None:
+        from .committee import Committee
+
+        member = model_factory(
+            name, n_features=n_features, n_classes=n_classes, hidden=hidden, dropout=dropout, epochs=epochs,
+            batch_size=batch_size, lr=lr, image_shape=image_shape, entropy_weight=entropy_weight,
+        )
+        return lambda: Committee(member, n_members=committee)
     if name == "logreg":
         from sklearn.linear_model import LogisticRegression
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from .catalog import (
+    COMMITTEE_STRATEGIES,
     MC_STRATEGIES,
     MODEL_NAMES,
     TRAINER_NAMES,
@@ -35,6 +36,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=100, help="training epochs per round, at most 1000 steps (default: 100)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
+    p.add_argument("--committee", type=int, default=5, help="committee members for qbc (default: 5)")
     p.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
     p.add_argument("--k", type=int, default=20, help="batch size: labels per round (default: 20)")
     p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
@@ -215,7 +217,7 @@ def _flat(x: Any) -> Any:
 
 RUN_CONFIG_KEYS = (
     "dataset", "model", "hidden", "dropout", "epochs", "lr", "n_draws", "initial", "max_train",
-    "entropy_weight",
+    "entropy_weight", "committee",
 )
 
 
@@ -260,6 +262,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         epochs=args.epochs,
         lr=args.lr,
         entropy_weight=args.entropy_weight,
+        committee=args.committee if strategy_name in COMMITTEE_STRATEGIES else None,
     )
     pool = initial_pool(len(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
     path = out / f"{_run_stem(args, strategy_name, seed)}.jsonl"
@@ -311,7 +314,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald")
+DEMO_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "badge", "coreset")
 
 
 def _demo_job(job: tuple[argparse.Namespace, str, int, str]) -> tuple[str, int, list]:

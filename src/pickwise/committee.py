@@ -35,7 +35,8 @@ class CommitteeModel(Protocol):
 class Committee:
     """C members built by ``factory()`` and trained independently; a Classifier and a CommitteeModel.
 
-    ``fit(x, y, seed=s)`` builds fresh members and trains member c with seed
+    ``fit(x, y, seed=s)`` builds fresh members (one extra ``factory()`` call at construction
+    answers ``n_classes`` before the first fit) and trains member c with seed
     ``derive_seed(s, c)``; with ``bootstrap=True`` on a resample of the labelled rows drawn with
     replacement from ``derive_rng(s, c, 1)``. ``predict_proba`` is the members' mean.
 
@@ -59,11 +60,12 @@ class Committee:
         self.factory = factory
         self.n_members = n_members
         self.bootstrap = bool(bootstrap)
-        self.members: list[Any] = [factory() for _ in range(n_members)]
+        self._probe = factory()  # answers n_classes before the first fit
+        self.members: list[Any] = []
 
     @property
     def n_classes(self) -> int:
-        return int(self.members[0].n_classes)
+        return int((self.members[0] if self.members else self._probe).n_classes)
 
     def fit(self, x: Any, y: np.ndarray, *, seed: int) -> Committee:
         y = np.asarray(y)
@@ -81,8 +83,9 @@ class Committee:
         return self
 
     def predict_proba_members(self, x: Any) -> np.ndarray:
-        out = np.stack([np.asarray(m.predict_proba(x), dtype=np.float64) for m in self.members])
-        return out
+        if not self.members:
+            raise ValueError("the committee is not fitted yet; call fit first")
+        return np.stack([np.asarray(m.predict_proba(x), dtype=np.float64) for m in self.members])
 
     def predict_proba(self, x: Any) -> np.ndarray:
         return self.predict_proba_members(x).mean(axis=0)
@@ -91,7 +94,7 @@ class Committee:
         return f"Committee(n_members={self.n_members}, bootstrap={self.bootstrap})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QBC:
     """Top-k by committee disagreement (Seung, Opper & Sompolinsky, "Query by Committee", COLT 1992;
     KL-to-consensus: McCallum & Nigam, ICML 1998).

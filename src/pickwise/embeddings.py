@@ -20,6 +20,9 @@ row). The default ``bias=False`` matches the authors' code (weights only).
 
 A dense embedding x of shape (n, d) is the factored embedding with a = 1 of shape (n, 1), so the
 selection algorithms accept either.
+
+Also here: expected gradient length (EGL) from the same factors, and the mean cosine similarity
+of each row to all rows in O(n·d) (information density).
 """
 
 from __future__ import annotations
@@ -150,12 +153,20 @@ def expected_gradient_length(probs: np.ndarray, h: np.ndarray, *, bias: bool = F
     """EGL = Σ_c p_c ‖∇_W ℓ(x, c)‖ = ‖h‖ Σ_c p_c ‖p − e_c‖ (Settles, Craven & Ray, NIPS 2008).
 
     The last-layer gradient for label c is (p − e_c) ⊗ h, with norm ‖p − e_c‖·‖h‖ and
-    ‖p − e_c‖² = ‖p‖² − 2p_c + 1. ndarray of shape (n,).
+    ‖p − e_c‖² = Σ_{j≠c} p_j² + (1 − p_c)²; the first sum is taken directly for the most likely
+    class (where ‖p‖² − p_c² would cancel). ndarray of shape (n,).
     """
     p = check_probs("probs", probs)
     hb = _with_bias(h, bias)
-    pp = np.einsum("ij,ij->i", p, p)[:, None]
-    grad_norm = np.sqrt(np.maximum(pp - 2.0 * p + 1.0, 0.0))  # (n, K)
+    sq = p * p
+    pp = sq.sum(axis=1, keepdims=True)
+    others = pp - sq  # Σ_{j≠c} p_j², accurate unless p_c dominates
+    rows = np.arange(p.shape[0])
+    top = p.argmax(axis=1)
+    masked = sq.copy()
+    masked[rows, top] = 0.0
+    others[rows, top] = masked.sum(axis=1)
+    grad_norm = np.sqrt(np.maximum(others, 0.0) + (1.0 - p) ** 2)  # (n, K)
     return (p * grad_norm).sum(axis=1) * np.sqrt(np.einsum("ij,ij->i", hb, hb))
 
 

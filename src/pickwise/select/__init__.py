@@ -1,5 +1,31 @@
 """Batch selection algorithms over arrays: one file each."""
 
+from .bait import BaitTrace, bait_greedy, bait_select, fisher_rows, mean_fisher
+from .batchbald import batchbald_scores, batchbald_select, conditional_entropies
+from .kcenter import kcenter_greedy, min_sq_distances
+from .kmeanspp import kmeanspp_seeding, sample_d2
+from .stochastic import STOCHASTIC_MODES, stochastic_batch, stochastic_log_weights
 from .topk import top_k, top_k_reference
+from .wkmeans import nearest_distinct, weighted_kmeans_select
 
-__all__ = ["top_k", "top_k_reference"]
+__all__ = [
+    "STOCHASTIC_MODES",
+    "BaitTrace",
+    "bait_greedy",
+    "bait_select",
+    "batchbald_scores",
+    "batchbald_select",
+    "conditional_entropies",
+    "fisher_rows",
+    "kcenter_greedy",
+    "kmeanspp_seeding",
+    "mean_fisher",
+    "min_sq_distances",
+    "nearest_distinct",
+    "sample_d2",
+    "stochastic_batch",
+    "stochastic_log_weights",
+    "top_k",
+    "top_k_reference",
+    "weighted_kmeans_select",
+]

@@ -20,7 +20,7 @@ Z_x = V_x M⁻¹ F W and E = Wᵀ F W:
 
 G_x and Z_x are formed from the factors (p_x, h_x) in O(K²·d) per item, so a step costs
 O(n·K²·d + D²·K) time; V_x (K×D per item) is only ever built for the one item being added.
-Memory: three D×D matrices (M⁻¹, F and a temporary) plus 2·n·K² floats. The one-off set-up
+Memory: a few D×D matrices (M⁻¹, F and temporaries of their products) plus 2·n·K² floats. The one-off set-up
 (F, F_L and the initial A_x, B_x) costs O(n·D²) time in blocks of about 2M floats.
 """
 
@@ -142,19 +142,30 @@ def bait_greedy(
         raise ValueError(f"lam must be > 0; got {lam}")
     if not oversample >= 1:
         raise ValueError(f"oversample must be >= 1; got {oversample}")
+    if (probs_labeled is None) != (h_labeled is None):
+        raise ValueError("give both probs_labeled and h_labeled, or neither")
     if probs_labeled is None:
         pl, hl = np.empty((0, kc)), np.empty((0, d))
     else:
         pl = check_probs("probs_labeled", probs_labeled)
         hl = check_finite("h_labeled", np.asarray(h_labeled, dtype=np.float64))
+        if pl.shape[1] != kc or hl.shape != (pl.shape[0], d):
+            raise ValueError(f"labelled factors must be ({pl.shape[0]}, {kc}) and ({pl.shape[0]}, {d}); "
+                             f"got {pl.shape} and {hl.shape}")
     n_l = pl.shape[0]
 
     dim = kc * d
-    fisher = (mean_fisher(p, hh) * n + mean_fisher(pl, hl) * n_l) / (n + n_l)
+    fisher = mean_fisher(p, hh)
     m0 = lam * np.eye(dim)
     if n_l:
-        m0 += (n_l / (n_l + k)) * mean_fisher(pl, hl)
+        fisher_l = mean_fisher(pl, hl)
+        fisher *= n / (n + n_l)
+        fisher += (n_l / (n + n_l)) * fisher_l
+        fisher_l *= n_l / (n_l + k)
+        m0 += fisher_l
+        del fisher_l
     minv = np.linalg.inv(m0)
+    del m0
     minv = (minv + minv.T) / 2
     s = _factor(p) * np.sqrt(k / (n_l + k))
     a_x = _quad(s, hh, minv)

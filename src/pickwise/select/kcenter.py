@@ -68,7 +68,7 @@ def kcenter_greedy(
         Embeddings of the labelled set.
     rng : numpy Generator
     chunk_size : int
-        Rows per block in the initial distance computation and in each update.
+        Block side for the initial distances to ``centres`` (O(chunk_size²) extra memory).
 
     Returns
     -------

@@ -23,6 +23,8 @@ __all__ = ["kmeanspp_seeding", "sample_d2"]
 
 # below this fraction of rows to recompute, gathering them beats one dense pass
 _GATHER_BELOW = 0.5
+# rows gathered at a time, so that the copies stay small (8192 × d floats)
+_GATHER_ROWS = 8192
 
 
 def sample_d2(d2: np.ndarray, rng: np.random.Generator) -> int:
@@ -102,10 +104,12 @@ def kmeanspp_seeding(
             new = sqn + sqn[c] - 2.0 * aa * (h @ h[c])
             np.maximum(new, 0.0, out=new)
             np.minimum(d2, new, out=d2)
-        elif rows.shape[0]:
-            new = sqn[rows] + sqn[c] - 2.0 * aa[rows] * (h[rows] @ h[c])
-            np.maximum(new, 0.0, out=new)
-            d2[rows] = np.minimum(d2[rows], new)
+        else:
+            for start in range(0, rows.shape[0], _GATHER_ROWS):  # bounded copies of h's rows
+                r = rows[start : start + _GATHER_ROWS]
+                new = sqn[r] + sqn[c] - 2.0 * aa[r] * (h[r] @ h[c])
+                np.maximum(new, 0.0, out=new)
+                d2[r] = np.minimum(d2[r], new)
         d2[c] = 0.0
         if d2.max() > 0:
             c = sample_d2(d2, rng)

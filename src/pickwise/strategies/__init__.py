@@ -1,5 +1,23 @@
 """Pool strategies: small frozen dataclasses built from scores and selection algorithms."""
 
+from ..committee import QBC, Committee
+from .albl import ALBL
 from .basic import MCDropout, Random, Uncertainty
+from .batch import BADGE, BAIT, DBAL, EGL, BatchBALD, CoreSet, InformationDensity, StochasticBatch
 
-__all__ = ["MCDropout", "Random", "Uncertainty"]
+__all__ = [
+    "ALBL",
+    "BADGE",
+    "BAIT",
+    "DBAL",
+    "EGL",
+    "QBC",
+    "BatchBALD",
+    "Committee",
+    "CoreSet",
+    "InformationDensity",
+    "MCDropout",
+    "Random",
+    "StochasticBatch",
+    "Uncertainty",
+]

@@ -12,9 +12,10 @@ round that queried it:
 Under arm sampling E[Σ_{j∈batch} 1[…]/q_arm] sums the correct counts of every arm's batch, so
 r_t estimates the mean accuracy over the batches the arms would have queried. (Hsu & Lin divide
 by n·T for one point per round, which scales the same estimate by t/T; we divide by what has
-been queried so far. The propensity is the arm's probability, not the exact probability that a
-point was queried by any arm, as in the authors' code.) EXP4.P (Beygelzimer et al., AISTATS
-2011) with one-hot advice (expert i recommends arm i) then updates every arm:
+been queried so far. The propensity is the drawn arm's probability, as in the BADGE repository's
+code, not the exact probability that any arm would have queried the point.) EXP4.P (Beygelzimer
+et al., AISTATS 2011) with one-hot advice (expert i recommends arm i) then updates every arm (the
+BADGE repository's code updates only the drawn one):
 
     log w_i += (p_min/2)·(r̂_i + v̂_i·sqrt(ln(A/δ)/(A·T))),  r̂_i = r_t/q_i if i was drawn else 0,
     v̂_i = 1/q_i,
@@ -80,12 +81,16 @@ class ALBL:
         Minimum arm probability, 0 < p_min ≤ 1/A; default 1/(10·A).
     horizon : int or None
         T in EXP4.P's exploration bonus; None means 1 (the BADGE repository's code).
+    history : bool
+        True (the paper, and the authors' libact code): the reward is the IW accuracy over every
+        point ALBL has queried so far. False: over the latest batch only, which credits the
+        drawn arm alone.
 
     Mutable: holds the bandit's weights and the queried history. Use a fresh instance per run.
     """
 
     def __init__(self, arms: Sequence[Any], *, delta: float = 0.1, p_min: float | None = None,
-                 horizon: int | None = None):
+                 horizon: int | None = None, history: bool = True):
         arms = list(arms)
         if len(arms) < 2:
             raise ValueError(f"ALBL needs at least 2 arms; got {len(arms)}")
@@ -101,6 +106,9 @@ class ALBL:
             raise ValueError(f"p_min must lie in (0, 1/{a}]; got {p_min}")
         if horizon is not None:
             check_positive_int("horizon", horizon)
+        if not isinstance(history, (bool, np.bool_)):
+            raise ValueError(f"history must be True or False; got {history!r}")
+        self.history = bool(history)
         self.arms = arms
         self.delta = float(delta)
         self.p_min = float(p_min)
@@ -146,6 +154,10 @@ class ALBL:
         mine = np.isin(idx, self.pending["indices"])
         arm = self.pending["arm"]
         q = self.pending["probs"]
+        if not self.history:
+            self.history_indices = self.history_indices[:0]
+            self.history_labels = self.history_labels[:0]
+            self.history_weights = self.history_weights[:0]
         self.history_indices = np.concatenate([self.history_indices, idx[mine]])
         self.history_labels = np.concatenate([self.history_labels, lab[mine]])
         self.history_weights = np.concatenate([self.history_weights, np.full(int(mine.sum()), 1.0 / q[arm])])
@@ -192,4 +204,5 @@ class ALBL:
 
     def __repr__(self) -> str:
         names = ", ".join(getattr(a, "name", type(a).__name__) for a in self.arms)
-        return f"ALBL(arms=[{names}], delta={self.delta}, p_min={self.p_min})"
+        return (f"ALBL(arms=[{names}], delta={self.delta}, p_min={self.p_min}, horizon={self.horizon}, "
+                f"history={self.history})")

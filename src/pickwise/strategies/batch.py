@@ -5,7 +5,7 @@ and stochastic batch acquisition. Thin frozen dataclasses over :mod:`pickwise.se
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,7 +14,7 @@ from .._validation import check_choice, check_k, check_positive_int
 from ..embeddings import GradEmbedding, expected_gradient_length, grad_embedding, mean_cosine_similarity
 from ..pool import Pool
 from ..protocols import Classifier, Embedder, GradEmbedder, MCSampler, ScoreBased
-from ..scores import ScoreFn
+from ..scores import ScoreFn, bald
 from ..select.bait import bait_select
 from ..select.batchbald import batchbald_select
 from ..select.kcenter import kcenter_greedy
@@ -56,7 +56,7 @@ def _check_number(name: str, value: Any, *, low: float, strict: bool = False) ->
         raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}; got {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BADGE:
     """k-means++ seeding on last-layer gradient embeddings (Ash, Zhang, Krishnamurthy, Langford &
     Agarwal, "Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds", ICLR 2020).
@@ -87,7 +87,7 @@ class BADGE:
         return "badge"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CoreSet:
     """Greedy k-center on penultimate embeddings from the labelled set (Sener & Savarese, "Active
     Learning for Convolutional Neural Networks: A Core-Set Approach", ICLR 2018).
@@ -113,7 +113,7 @@ class CoreSet:
         return "coreset"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DBAL:
     """Diverse mini-batch active learning (Zhdanov, "Diverse mini-batch Active Learning", 2019).
 
@@ -150,19 +150,23 @@ class DBAL:
         return "dbal"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BatchBALD:
     """Greedy BatchBALD on consistent MC-dropout draws (Kirsch, van Amersfoort & Gal, "BatchBALD:
     Efficient and Diverse Batch Acquisition for Deep Bayesian Active Learning", NeurIPS 2019).
 
     One dropout seed (drawn from ``rng``) for the whole pool, so every chunk sees the same masks.
     Joint entropy exact while K^b ≤ ``max_configs``, else estimated from ``n_samples`` sampled
-    configurations (:mod:`pickwise.select.batchbald`). Holds the (n_draws, n, K) draws in memory.
+    configurations (:mod:`pickwise.select.batchbald`). Holds the (n_draws, n, K) draws in memory;
+    each greedy step costs O(n·C·K·n_draws) with C ≤ max(max_configs, n_samples) configurations.
+    ``max_candidates`` (None = the whole pool) keeps only that many items with the highest BALD
+    (from the same draws) as candidates, a common shortcut for large pools.
     """
 
     n_draws: int = 20
     max_configs: int = 40_000
     n_samples: int = 40_000
+    max_candidates: int | None = None
     chunk_size: int = DEFAULT_CHUNK
     needs: ClassVar[tuple[type, ...]] = (MCSampler,)
 
@@ -170,6 +174,8 @@ class BatchBALD:
         check_positive_int("n_draws", self.n_draws)
         check_positive_int("max_configs", self.max_configs)
         check_positive_int("n_samples", self.n_samples)
+        if self.max_candidates is not None:
+            check_positive_int("max_candidates", self.max_candidates)
         check_positive_int("chunk_size", self.chunk_size)
 
     def draws(self, model: Any, x: Any, indices: np.ndarray, *, seed: int) -> np.ndarray:
@@ -181,6 +187,9 @@ class BatchBALD:
         k = check_k(pool, k)
         unl = pool.unlabeled
         d = self.draws(model, x, unl, seed=int(rng.integers(2**31 - 1)))
+        if self.max_candidates is not None and unl.shape[0] > max(self.max_candidates, k):
+            keep = np.sort(top_k(bald(d), max(self.max_candidates, k), rng=rng))
+            unl, d = unl[keep], d[:, keep]
         return unl[batchbald_select(d, k, rng=rng, max_configs=self.max_configs, n_samples=self.n_samples)]
 
     @property
@@ -188,7 +197,7 @@ class BatchBALD:
         return "batchbald"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BAIT:
     """Forward–backward greedy on Fisher information (Ash, Goel, Krishnamurthy & Kakade, "Gone
     Fishing: Neural Active Learning with Fisher Embeddings", NeurIPS 2021).
@@ -219,7 +228,7 @@ class BAIT:
         return "bait"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EGL:
     """Expected gradient length Σ_c p_c ‖∇_W ℓ(x, c)‖ of the last layer, top-k (Settles, Craven &
     Ray, "Multiple-Instance Active Learning", NIPS 2008; Settles' survey §3.4)."""
@@ -251,7 +260,7 @@ class EGL:
         return "egl"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InformationDensity:
     """Informativeness × (mean cosine similarity to the unlabelled pool)^β, top-k (Settles & Craven,
     EMNLP 2008; Settles' survey §5.1).
@@ -300,6 +309,7 @@ class StochasticBatch:
     """
 
     inner: Any
+    _: KW_ONLY
     mode: str = "softmax"
     beta: float = 1.0
 
