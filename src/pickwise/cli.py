@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="compare random with the uncertainty strategies on digits")
     _add_common(demo)
     demo.add_argument("--strategies", default=None, help="comma-separated names (default: the demo set)")
-    demo.add_argument("--seeds", type=int, default=3, help="seeds per strategy (default: 3)")
+    demo.add_argument("--seeds", type=int, default=5, help="seeds per strategy (default: 5)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel processes (default: number of cores)")
     st = sub.add_parser("stream", help="simulate streaming (committal) active learning with one selector")
