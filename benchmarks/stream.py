@@ -93,7 +93,7 @@ def throughput(quick: bool) -> None:
         for frac in (0.01, 0.10, 0.30):
             budget = max(1, int(frac * n_fast))
             d_fast, t_fast = fast_run(z, 0, repeats=REPEATS["fast"], budget=budget, length=n_fast)
-            rows.append((f"observe_many (chunks of 1024)", n_fast, frac, t_fast / n_fast, d_fast.sum()))
+            rows.append(("observe_many (chunks of 1024)", n_fast, frac, t_fast / n_fast, d_fast.sum()))
             if frac == 0.10:
                 assert np.array_equal(d_fast[:n_direct], ref.decisions), "fast and direct decisions differ"
         n_item = n_fast // 4

@@ -26,7 +26,6 @@ from pickwise.data import (
     load,
     load_arrays,
     load_digits,
-    load_fashion_mnist,
     load_mnist,
     load_pmlb,
     load_sms_spam,

@@ -163,12 +163,17 @@ def wrap_subsample(strategy: Any, alpha: float | int | None, **options: Any) -> 
 def _stream_selectors() -> dict[str, Callable[..., Any]]:
     from . import stream as s
 
-    return {
-        "vessal": lambda **kw: s.VeSSAL(**kw),
-        "vessal_pen": lambda **kw: s.VeSSAL(embedding="pen", **kw),
-        "stream_uniform": lambda **kw: s.StreamUniform(**kw),
-        "stream_uncertainty": lambda **kw: s.StreamUncertainty(**kw),
+    table: dict[str, Callable[..., Any]] = {
+        "vessal": lambda **kw: s.VeSSAL(**_pick(kw, "q", "lam", "bias")),
+        "vessal_pen": lambda **kw: s.VeSSAL(embedding="pen", **_pick(kw, "q", "lam", "bias")),
+        "stream_uniform": lambda **kw: s.StreamUniform(**_pick(kw, "q")),
+        "stream_uncertainty": lambda **kw: s.StreamUncertainty(**_pick(kw, "q", "window")),
     }
+    for score in ("least_confidence", "margin", "entropy"):
+        table[f"stream_{score}"] = lambda score=score, **kw: s.StreamUncertainty(
+            score=score, **_pick(kw, "q", "window")
+        )
+    return table
 
 
 #: the names the VeSSAL poster uses, as aliases
@@ -179,9 +184,12 @@ def stream_selector_names() -> list[str]:
     return sorted(_stream_selectors())
 
 
-def make_stream_selector(name: str, *, q: float | None = None, **options: Any) -> Any:
-    """A stream selector by name (``vessal``, ``vessal_pen``, ``stream_uniform``, ``stream_uncertainty``;
-    the poster's ``pen``, ``unif``, ``conf`` too); ``q`` is a fixed query rate."""
+def make_stream_selector(name: str, **options: Any) -> Any:
+    """A stream selector by name (``vessal``, ``vessal_pen``, ``stream_uniform``, ``stream_uncertainty``,
+    ``stream_least_confidence``/``_margin``/``_entropy``; the poster's ``pen``, ``unif``, ``conf`` too).
+
+    Options passed on where the selector takes them: ``q`` (a fixed query rate), ``lam``, ``bias``,
+    ``window``.
+    """
     factory = check_choice("stream selector", STREAM_ALIASES.get(name, name), _stream_selectors())
-    kw = {"q": q} if q is not None else {}
-    return factory(**kw, **options)
+    return factory(**options)

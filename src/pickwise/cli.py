@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .bench.cli import COMMANDS as BENCH_COMMANDS
+from .bench.cli import add_parsers as add_bench_parsers
 from .catalog import (
     COMMITTEE_STRATEGIES,
     MC_STRATEGIES,
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="arrival order: iid, pc (sorted by first principal component), class")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--out", default="runs", help="output folder (default: runs)")
+
+    add_bench_parsers(sub)
 
     sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
     sel.add_argument("--probs", help="predicted probabilities, shape (n, n_classes)")
@@ -383,7 +387,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select, **BENCH_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
