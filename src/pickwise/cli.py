@@ -392,7 +392,9 @@ COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cm
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as e:

@@ -37,10 +37,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--grid", default=None, help="report only the runs of this grid file")
 
 
-def _command_line() -> str:
-    prog = ["pickwise"]
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (``pickwise.cli.main`` keeps its argv), else rebuilt from ``args``."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = [args.command, str(getattr(args, "grid", None) or getattr(args, "results", ""))]
     env = f"PICKWISE_DATA={shlex.quote(os.environ['PICKWISE_DATA'])} " if os.environ.get("PICKWISE_DATA") else ""
-    return env + shlex.join([*prog, *sys.argv[1:]])
+    return env + shlex.join(["pickwise", *argv])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -65,7 +68,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     summary = run_grid(grid, out, jobs=args.jobs, data_root=args.data_root, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     RecordWriter(out / "sessions.jsonl").write({
-        "command": _command_line(), "grid": str(args.grid), "name": grid.name, "description": grid.description,
+        "command": _command_line(args), "grid": str(args.grid), "name": grid.name, "description": grid.description,
         "started": started, "wall_seconds": wall, "jobs": args.jobs or os.cpu_count(), "total": summary.total,
         "finished": summary.finished, "skipped": summary.skipped, "failed": len(summary.failed)})
     print(f"{grid.name}: {summary.finished} runs finished, {summary.skipped} skipped (already done), "
@@ -83,7 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
     grid = load_grid(args.grid) if args.grid else None
-    path = write_report(args.results, out, title=args.title, command=_command_line(), notes=notes, grid=grid)
+    path = write_report(args.results, out, title=args.title, command=_command_line(args), notes=notes, grid=grid)
     print(f"report: {path}")
     return 0
 
