@@ -28,6 +28,7 @@ of each row to all rows in O(n·d) (information density).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ __all__ = [
     "materialize",
     "expected_gradient_length",
     "mean_cosine_similarity",
+    "mean_knn_cosine_similarity",
 ]
 
 
@@ -170,23 +172,77 @@ def expected_gradient_length(probs: np.ndarray, h: np.ndarray, *, bias: bool = F
     return (p * grad_norm).sum(axis=1) * np.sqrt(np.einsum("ij,ij->i", hb, hb))
 
 
+def _float_rows(name: str, x: np.ndarray) -> np.ndarray:
+    """float32 stays float32 (no n×d float64 copy), anything else becomes float64; checked in blocks."""
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, d); got shape {x.shape}")
+    for start in range(0, x.shape[0], 65536):
+        if not np.isfinite(x[start : start + 65536]).all():
+            check_finite(name, x)
+    return x
+
+
+def _inverse_norms(xc: np.ndarray) -> np.ndarray:
+    nrm = np.sqrt(np.einsum("ij,ij->i", xc, xc))
+    return np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0)
+
+
 def mean_cosine_similarity(x: np.ndarray, *, chunk_size: int = 4096) -> np.ndarray:
     """mean_j cos(x_i, x_j) over all n rows j (i itself included); ndarray of shape (n,).
 
     Cosine similarity is linear in the unit vectors, so the mean over j is
     x̂_i · (mean_j x̂_j): two O(n·d) passes and O(d) state instead of an n×n matrix. A zero row has
-    similarity 0 to everything (itself included).
+    similarity 0 to everything (itself included). float32 input is widened one chunk at a time.
     """
-    x = check_finite("x", np.asarray(x, dtype=np.float64))
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (n, d); got shape {x.shape}")
+    x = _float_rows("x", x)
     n = x.shape[0]
     total = np.zeros(x.shape[1])
     inv = np.empty(n)
     for start in range(0, n, chunk_size):
-        xc = x[start : start + chunk_size]
-        nrm = np.sqrt(np.einsum("ij,ij->i", xc, xc))
-        inv[start : start + chunk_size] = np.where(nrm > 0, 1.0 / np.where(nrm > 0, nrm, 1.0), 0.0)
+        xc = np.asarray(x[start : start + chunk_size], dtype=np.float64)
+        inv[start : start + chunk_size] = _inverse_norms(xc)
         total += (xc * inv[start : start + chunk_size, None]).sum(axis=0)
     mean_unit = total / max(n, 1)
-    return (x @ mean_unit) * inv
+    if x.dtype == np.float64:
+        return (x @ mean_unit) * inv
+    out = np.empty(n)
+    for start in range(0, n, chunk_size):
+        out[start : start + chunk_size] = np.asarray(x[start : start + chunk_size], dtype=np.float64) @ mean_unit
+    return out * inv
+
+
+def mean_knn_cosine_similarity(x: np.ndarray, n_neighbors: int, *, neighbors: Any = None) -> np.ndarray:
+    """Mean cosine similarity of each row to its ``n_neighbors`` most similar other rows; shape (n,).
+
+    A local density (the whole-pool mean is :func:`mean_cosine_similarity`). Rows are scaled to unit
+    length, where ‖x̂_i − x̂_j‖² = 2 − 2 cos(x_i, x_j), so the most similar rows are the Euclidean
+    nearest ones: ``neighbors`` (a :mod:`pickwise.neighbors` search; default exact numpy, O(n²·d))
+    is asked for ``n_neighbors + 1`` of them and row i itself is dropped (the last one when the
+    search did not return i). Zero rows are left at zero length (similarity 0 to everything).
+    Memory: one unit-length copy of x in its own dtype, plus what the search holds.
+    """
+    from .neighbors import NumpySearch
+
+    x = _float_rows("x", x)
+    n = x.shape[0]
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or not 1 <= n_neighbors < n:
+        raise ValueError(f"n_neighbors must be an integer in 1 .. {n - 1} (rows − 1); got {n_neighbors!r}")
+    unit = np.empty_like(x)
+    zero = np.empty(n, dtype=bool)
+    for start in range(0, n, 65536):
+        xc = np.asarray(x[start : start + 65536], dtype=np.float64)
+        inv = _inverse_norms(xc)
+        unit[start : start + 65536] = xc * inv[:, None]
+        zero[start : start + 65536] = inv == 0
+    search = neighbors if neighbors is not None else NumpySearch()
+    d2, idx = search.search(unit, unit, n_neighbors + 1)
+    keep = idx != np.arange(n)[:, None]
+    keep[keep.all(axis=1), -1] = False  # i not returned: drop the farthest instead
+    # an approximate search may return −1 (nothing found) for trailing places: count them as dropped
+    found = keep & (idx >= 0)
+    found &= ~zero[:, None] & ~zero[np.maximum(idx, 0)]  # a zero row is similar to nothing
+    sims = np.where(found, 1.0 - 0.5 * d2, 0.0)
+    return sims.sum(axis=1) / n_neighbors

@@ -1,8 +1,11 @@
-"""Select from outputs a user computed with their own model (probabilities, embeddings, MC draws).
+"""Select from outputs a user computed with their own model (probabilities, embeddings, MC draws,
+committee members' probabilities).
 
 :class:`Precomputed` is a model whose "data" is the vector of absolute indices: strategies call
 ``model.predict_proba(take(x, idx))`` with ``x = np.arange(n)``, so every strategy works unchanged
-on memory-mapped arrays, reading only the rows it asks for.
+on memory-mapped arrays, reading only the rows it asks for — one chunk at a time, since strategies
+score in chunks (docs/performance.md, "Pools of millions"). Rows come back as float64 whatever the
+stored type, so float32 files give the same scores as float64 ones holding the same values.
 """
 
 from __future__ import annotations
@@ -29,25 +32,29 @@ class Precomputed:
     embeddings : array of shape (n, d) or None — penultimate activations
     mc_probs : array of shape (n_draws, n, n_classes) or None — MC-dropout draws with one mask per
         draw for the whole pool
+    member_probs : array of shape (n_members, n, n_classes) or None — each committee member's
+        probabilities (for query by committee)
     Arrays may be memory-mapped; rows are read on demand.
     """
 
-    def __init__(self, *, probs: Any = None, embeddings: Any = None, mc_probs: Any = None):
-        arrays = {"probs": probs, "embeddings": embeddings, "mc_probs": mc_probs}
+    def __init__(self, *, probs: Any = None, embeddings: Any = None, mc_probs: Any = None, member_probs: Any = None):
+        arrays = {"probs": probs, "embeddings": embeddings, "mc_probs": mc_probs, "member_probs": member_probs}
         given = {k: v for k, v in arrays.items() if v is not None}
         if not given:
-            raise ValueError("Precomputed needs at least one of probs, embeddings, mc_probs")
-        sizes = {k: (v.shape[1] if k == "mc_probs" else v.shape[0]) for k, v in given.items()}
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"the arrays disagree on the number of items: {sizes}")
-        for name, ndim in (("probs", 2), ("embeddings", 2), ("mc_probs", 3)):
+            raise ValueError("Precomputed needs at least one of probs, embeddings, mc_probs, member_probs")
+        for name, ndim in (("probs", 2), ("embeddings", 2), ("mc_probs", 3), ("member_probs", 3)):
             v = arrays[name]
             if v is not None and v.ndim != ndim:
                 raise ValueError(f"{name} must have {ndim} dimensions; got shape {v.shape}")
-        self.probs, self.embeddings, self.mc_probs = probs, embeddings, mc_probs
+        sizes = {k: (v.shape[1] if v.ndim == 3 else v.shape[0]) for k, v in given.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"the arrays disagree on the number of items: {sizes}")
+        classes = {k: v.shape[-1] for k, v in given.items() if k != "embeddings"}
+        if len(set(classes.values())) > 1:
+            raise ValueError(f"the arrays disagree on the number of classes: {classes}")
+        self.probs, self.embeddings, self.mc_probs, self.member_probs = probs, embeddings, mc_probs, member_probs
         self.n = next(iter(sizes.values()))
-        k = probs.shape[1] if probs is not None else (mc_probs.shape[2] if mc_probs is not None else 0)
-        self.n_classes = int(k)
+        self.n_classes = int(next(iter(classes.values()), 0))
         # capabilities are exactly the arrays given
         if probs is None:
             self.predict_proba = self._missing("probs")  # type: ignore[method-assign]
@@ -57,6 +64,8 @@ class Precomputed:
             self.grad_factors = self._missing("embeddings")  # type: ignore[method-assign]
         if mc_probs is None:
             self.predict_proba_mc = self._missing("mc_probs")  # type: ignore[method-assign]
+        if member_probs is None:
+            self.predict_proba_members = self._missing("member_probs")  # type: ignore[method-assign]
 
     @staticmethod
     def _missing(name: str):
@@ -87,6 +96,10 @@ class Precomputed:
             raise ValueError(f"n_draws={n_draws} exceeds the {self.mc_probs.shape[0]} precomputed MC draws")
         idx = np.asarray(idx, dtype=np.int64)
         return check_finite("mc_probs", np.asarray(self.mc_probs[:n_draws, idx], dtype=np.float64))
+
+    def predict_proba_members(self, idx: Any) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        return check_finite("member_probs", np.asarray(self.member_probs[:, idx], dtype=np.float64))
 
 
 def load_npy(path: str | Path | None, *, mmap: bool = True) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 from .bait import BaitTrace, bait_greedy, bait_select, fisher_rows, mean_fisher
 from .batchbald import batchbald_scores, batchbald_select, conditional_entropies
-from .kcenter import kcenter_greedy, min_sq_distances
+from .kcenter import kcenter_greedy, min_sq_distances, nearest_centres
 from .kmeanspp import kmeanspp_seeding, sample_d2
 from .stochastic import STOCHASTIC_MODES, stochastic_batch, stochastic_log_weights
 from .topk import top_k, top_k_reference
@@ -21,6 +21,7 @@ __all__ = [
     "kmeanspp_seeding",
     "mean_fisher",
     "min_sq_distances",
+    "nearest_centres",
     "nearest_distinct",
     "sample_d2",
     "stochastic_batch",

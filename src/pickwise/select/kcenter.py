@@ -1,10 +1,23 @@
 """Greedy k-center: the core-set batch selection of Sener & Savarese (ICLR 2018).
 
-State is one length-n vector: the squared distance of each candidate to its nearest labelled or
-chosen point. It is initialised block by block (``chunk_size`` candidates × ``chunk_size``
-labelled points at a time, O(n·|L|·d) time, O(chunk²) extra memory) and updated after each pick
-with the distances to the new centre only, skipping rows that the norm bound
-‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖| proves cannot get closer. No n×n or n×|L| matrix is ever built.
+State is O(n): the squared distance of each candidate to its nearest labelled or chosen point,
+and which centre that is. It is initialised block by block (``chunk_size`` candidates ×
+``chunk_size`` labelled points at a time, O(n·|L|·d) time, O(chunk²) extra memory; or by a
+:mod:`pickwise.neighbors` search such as faiss) and updated after each pick with the distances to
+the new centre only, on the rows that two bounds cannot rule out:
+
+* norms: ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|;
+* the triangle inequality: with c the current nearest centre of x_i, ‖x_i − x_j‖ ≥ ‖c − x_j‖ −
+  ‖x_i − c‖, so a row with ‖c − x_j‖ ≥ 2‖x_i − c‖ cannot get closer. The distances from the new
+  centre to the m current centres cost one (m, d) product per pick; late in the batch, when the
+  radius is small, most rows are skipped.
+
+Both bounds only skip work; they change no pick beyond rounding in the last bit (a small relative
+margin keeps rows on the boundary in). No n×n or n×|L| matrix is ever built; rows to recompute are
+gathered at most ``_GATHER_ROWS`` at a time.
+
+float32 input stays float32 (products in float32, distances and norms accumulated in float64);
+anything else is computed in float64.
 
 This is the greedy 2-approximation only; the paper's robust mixed-integer refinement is not
 implemented.
@@ -12,37 +25,99 @@ implemented.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._validation import check_finite
+from ..progress import progress_bar
 from ..utils import chunks
 
-__all__ = ["kcenter_greedy", "min_sq_distances"]
+__all__ = ["kcenter_greedy", "min_sq_distances", "nearest_centres"]
+
+# below this fraction of rows to recompute, gathering them beats one dense pass
+_GATHER_BELOW = 0.25
+# rows gathered (copied) at a time, and rows per slice of a dense pass
+_GATHER_ROWS = 8192
+_DENSE_ROWS = 65536
+# the triangle bound skips a row only when ‖c − x_j‖² > 4‖x_i − c‖²·(1 + margin)
+_MARGIN = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+# when the bounds left more than _GATHER_BELOW of the rows, the next picks skip testing them
+# (a dense pass follows anyway) and test again after this many picks: on data where the bounds
+# never apply (overlapping clusters) their O(n) cost then stays a small fraction of the passes
+_RETEST_AFTER = 4
+
+
+def _as_float(name: str, a: Any) -> np.ndarray:
+    """float32 stays float32, anything else becomes float64; finiteness checked in row blocks."""
+    arr = np.asarray(a)
+    if arr.dtype != np.float32:
+        arr = np.asarray(arr, dtype=np.float64)
+    for rs in chunks(arr.shape[0] if arr.ndim else 1, _DENSE_ROWS):
+        if arr.ndim and not np.isfinite(arr[rs]).all():
+            check_finite(name, arr)  # the full check names the position
+    return arr
 
 
 def _sq(x: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", x, x)
+    """Squared row norms in float64 (float32 rows are widened a block at a time)."""
+    if x.dtype == np.float64:
+        return np.einsum("ij,ij->i", x, x)
+    out = np.empty(x.shape[0])
+    for rs in chunks(x.shape[0], _GATHER_ROWS):
+        xr = x[rs].astype(np.float64)
+        out[rs] = np.einsum("ij,ij->i", xr, xr)
+    return out
 
 
-def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
-    """min_j ‖x_i − centres_j‖² for every row of ``x``; ndarray of shape (n,) (inf when no centres).
+def nearest_centres(
+    x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(min_j ‖x_i − centres_j‖², argmin_j) for every row of ``x``: float64 (n,) and int64 (n,).
 
-    Works on blocks of ``chunk_size`` × ``chunk_size`` distances.
+    Without ``neighbors``: exact, in blocks of ``chunk_size`` × ``chunk_size`` distances (ties go to
+    the smaller index). With a :class:`pickwise.neighbors.NeighborSearch` (e.g. ``FaissFlat()``),
+    its ``search(x, centres, 1)``; rows that an approximate search found no centre for are computed
+    exactly. No centres: (inf, −1) everywhere.
     """
     n = x.shape[0]
     out = np.full(n, np.inf)
-    if centres.shape[0] == 0:
-        return out
+    arg = np.full(n, -1, dtype=np.int64)
+    if centres.shape[0] == 0 or n == 0:
+        return out, arg
+    if neighbors is not None:
+        d, i = neighbors.search(x, centres, 1)
+        out[:], arg[:] = d[:, 0], i[:, 0]
+        missing = np.flatnonzero(arg < 0)
+        if missing.shape[0]:
+            out[missing], arg[missing] = nearest_centres(x[missing], centres, chunk_size=chunk_size)
+        return out, arg
     xsq = _sq(x)
     csq = _sq(centres)
-    for rs in chunks(n, chunk_size):
-        xr = x[rs]
-        best = out[rs]
-        for cs in chunks(centres.shape[0], chunk_size):
-            block = xsq[rs, None] + csq[None, cs] - 2.0 * (xr @ centres[cs].T)
-            np.minimum(best, block.min(axis=1), out=best)
-        out[rs] = np.maximum(best, 0.0)
-    return out
+    with progress_bar(n, "distances to the labelled set") as bar:
+        for rs in chunks(n, chunk_size):
+            xr = x[rs]
+            best, where = out[rs], arg[rs]
+            for cs in chunks(centres.shape[0], chunk_size):
+                block = xsq[rs, None] + csq[None, cs] - 2.0 * (xr @ centres[cs].T)
+                j = block.argmin(axis=1)
+                m = block[np.arange(block.shape[0]), j]
+                better = m < best
+                best[better], where[better] = m[better], j[better] + cs.start
+            out[rs], arg[rs] = np.maximum(best, 0.0), where
+            bar.update(rs.stop - rs.start)
+    return out, arg
+
+
+def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None) -> np.ndarray:
+    """min_j ‖x_i − centres_j‖² for every row of ``x``; ndarray of shape (n,) (inf when no centres).
+
+    Works on blocks of ``chunk_size`` × ``chunk_size`` distances, or with a ``neighbors`` search
+    (see :func:`nearest_centres`).
+    """
+    x = _as_float("x", x)
+    c = _as_float("centres", centres).astype(x.dtype, copy=False)
+    return nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)[0]
 
 
 def kcenter_greedy(
@@ -52,6 +127,8 @@ def kcenter_greedy(
     centres: np.ndarray | None = None,
     rng: np.random.Generator,
     chunk_size: int = 1024,
+    neighbors: Any = None,
+    prune: bool = True,
 ) -> np.ndarray:
     """Choose ``k`` rows of ``x`` by greedy k-center from the given ``centres``; positions in pick order.
 
@@ -61,7 +138,7 @@ def kcenter_greedy(
     Parameters
     ----------
     x : ndarray of shape (n, d)
-        Candidate embeddings (the unlabelled pool).
+        Candidate embeddings (the unlabelled pool); float32 is kept, anything else is float64.
     k : int
         1 ≤ k ≤ n.
     centres : ndarray of shape (m, d) or None
@@ -69,42 +146,77 @@ def kcenter_greedy(
     rng : numpy Generator
     chunk_size : int
         Block side for the initial distances to ``centres`` (O(chunk_size²) extra memory).
+    neighbors : NeighborSearch or None
+        Search for the initial distances to ``centres`` (see :mod:`pickwise.neighbors`); None is
+        the exact numpy blocks. The greedy loop itself is the same for every search.
+    prune : bool
+        Skip rows that the norm and triangle bounds prove cannot get closer (module docstring).
 
     Returns
     -------
     ndarray of shape (k,), int64
     """
-    x = check_finite("x", np.asarray(x, dtype=np.float64))
+    x = _as_float("x", x)
     if x.ndim != 2:
         raise ValueError(f"x must have shape (n, d); got shape {x.shape}")
-    n = x.shape[0]
+    n, dim = x.shape
     if not 1 <= k <= n:
         raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
-    c = np.empty((0, x.shape[1])) if centres is None else check_finite("centres", np.asarray(centres, dtype=np.float64))
-    if c.ndim != 2 or c.shape[1] != x.shape[1]:
-        raise ValueError(f"centres must have shape (m, {x.shape[1]}); got shape {c.shape}")
+    c = np.empty((0, dim), dtype=x.dtype) if centres is None else _as_float("centres", centres)
+    if c.ndim != 2 or c.shape[1] != dim:
+        raise ValueError(f"centres must have shape (m, {dim}); got shape {c.shape}")
+    c = c.astype(x.dtype, copy=False)
 
-    d2 = min_sq_distances(x, c, chunk_size=chunk_size)
+    d2, assign = nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)
     xsq = _sq(x)
     xn = np.sqrt(xsq)
+    margin = 4.0 * (1.0 + _MARGIN[x.dtype])
+    # every centre so far (labelled, then picked) with its squared norm: the triangle bound's table
+    m0 = c.shape[0]
+    allc = np.empty((m0 + k, dim), dtype=x.dtype)
+    allc[:m0] = c
+    allsq = np.empty(m0 + k)
+    allsq[:m0] = _sq(c) if m0 else allsq[:0]
     picks = np.empty(k, dtype=np.int64)
-    for t in range(k):
-        j = int(rng.integers(n)) if t == 0 and c.shape[0] == 0 else int(np.argmax(d2))
-        picks[t] = j
-        if t == k - 1:
-            break
-        # ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|: rows whose norm gap reaches their distance cannot move
-        gap = xn - xn[j]
-        rows = np.flatnonzero(gap * gap < d2)
-        if rows.shape[0] > n // 2:
-            for rs in chunks(n, 65536):
-                new = xsq[rs] + xsq[j] - 2.0 * (x[rs] @ x[j])
-                np.maximum(new, 0.0, out=new)
-                np.minimum(d2[rs], new, out=d2[rs])
-        elif rows.shape[0]:
-            new = xsq[rows] + xsq[j] - 2.0 * (x[rows] @ x[j])
-            np.maximum(new, 0.0, out=new)
-            d2[rows] = np.minimum(d2[rows], new)
-        # chosen rows stay below every unchosen one, even when every distance is 0
-        d2[j] = -1.0
+    untested = 0  # picks left before the bounds are tried again
+    with progress_bar(k, "k-center picks", unit="pick") as bar:
+        for t in range(k):
+            j = int(rng.integers(n)) if t == 0 and m0 == 0 else int(np.argmax(d2))
+            picks[t] = j
+            bar.update()
+            if t == k - 1:
+                break
+            m = m0 + t  # index of the new centre
+            xj = x[j]
+            allc[m], allsq[m] = xj, xsq[j]
+            if prune and untested == 0:
+                gap = xn - xn[j]
+                keep = gap * gap < d2  # ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|
+                if m > 0:
+                    cd2 = allsq[:m] + xsq[j] - 2.0 * (allc[:m] @ xj)  # ‖c − x_j‖² for every centre c
+                    # rows without a centre yet (assign −1) have d2 = inf and always stay in
+                    keep &= cd2[assign] <= margin * d2
+                rows = np.flatnonzero(keep)
+                dense = rows.shape[0] > _GATHER_BELOW * n
+                untested = _RETEST_AFTER if dense else 0
+            else:
+                rows, dense = None, True
+                untested = max(untested - 1, 0)
+            if dense:
+                for rs in chunks(n, _DENSE_ROWS):
+                    new = xsq[rs] + xsq[j] - 2.0 * (x[rs] @ xj)
+                    better = new < d2[rs]
+                    d2[rs] = np.where(better, np.maximum(new, 0.0), d2[rs])
+                    assign[rs] = np.where(better, m, assign[rs])
+            else:
+                for start in range(0, rows.shape[0], _GATHER_ROWS):  # bounded copies of x's rows
+                    r = rows[start : start + _GATHER_ROWS]
+                    new = xsq[r] + xsq[j] - 2.0 * (x[r] @ xj)
+                    better = new < d2[r]
+                    r = r[better]
+                    d2[r] = np.maximum(new[better], 0.0)
+                    assign[r] = m
+            # chosen rows stay below every unchosen one, even when every distance is 0
+            d2[j] = -1.0
+            assign[j] = m
     return picks

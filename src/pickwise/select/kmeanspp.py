@@ -10,6 +10,10 @@ Pruning: the cheap part of the distance, a_i·a_c (O(K) per row), comes first; w
 whose bound already reaches its current D² cannot get closer, so only the other rows pay the O(d)
 product. This changes no result (beyond rounding in the last bit), only the work: late picks,
 with small D², touch few rows.
+
+Precision: float32 factors (both a and h) stay float32 — the O(n·(K + d)) products per pick run in
+float32, at half the memory traffic — while norms, D² and the sampling stay float64. Anything else
+is computed in float64, bit for bit as before.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from .._validation import check_choice
 from ..embeddings import GradEmbedding
+from ..progress import progress_bar
 
 __all__ = ["kmeanspp_seeding", "sample_d2"]
 
@@ -70,25 +75,51 @@ def kmeanspp_seeding(
     -------
     ndarray of shape (k,), int64
     """
-    e = emb if isinstance(emb, GradEmbedding) else GradEmbedding.dense(np.asarray(emb, dtype=np.float64))
-    a = np.ascontiguousarray(e.a, dtype=np.float64)
-    h = np.ascontiguousarray(e.h, dtype=np.float64)
+    if isinstance(emb, GradEmbedding):
+        e = emb
+    else:
+        arr = np.asarray(emb)
+        e = GradEmbedding(np.ones((arr.shape[0], 1), dtype=np.float32), arr) if arr.dtype == np.float32 \
+            else GradEmbedding.dense(np.asarray(arr, dtype=np.float64))
+    kind = np.float32 if e.a.dtype == np.float32 and e.h.dtype == np.float32 else np.float64
+    a = np.ascontiguousarray(e.a, dtype=kind)
+    h = np.ascontiguousarray(e.h, dtype=kind)
     n = a.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
     check_choice("first", first, ("max_norm", "random"))
 
-    hh = np.einsum("ij,ij->i", h, h)
-    sqn = np.einsum("ij,ij->i", a, a) * hh
+    hh = _sq64(h)
+    sqn = _sq64(a) * hh
     hn = np.sqrt(hh)
     chosen = np.zeros(n, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
     d2 = np.full(n, np.inf)
 
     c = int(np.argmax(sqn)) if first == "max_norm" else int(rng.integers(n))
+    with progress_bar(k, "k-means++ picks", unit="pick") as bar:
+        _seed_loop(a, h, sqn, hn, d2, chosen, picks, c, k, rng, prune, bar)
+    return picks
+
+
+def _sq64(x: np.ndarray) -> np.ndarray:
+    """Squared row norms in float64 (float32 rows are widened a block at a time)."""
+    if x.dtype == np.float64:
+        return np.einsum("ij,ij->i", x, x)
+    out = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], _GATHER_ROWS):
+        xr = x[start : start + _GATHER_ROWS].astype(np.float64)
+        out[start : start + _GATHER_ROWS] = np.einsum("ij,ij->i", xr, xr)
+    return out
+
+
+def _seed_loop(a, h, sqn, hn, d2, chosen, picks, c, k, rng, prune, bar) -> None:  # noqa: ANN001
+    """The k picks of :func:`kmeanspp_seeding` from the first centre ``c``; fills ``picks``."""
+    n = a.shape[0]
     for t in range(k):
         picks[t] = c
         chosen[c] = True
+        bar.update()
         if t == k - 1:
             break
         # distances to the new centre, only where a lower bound allows a decrease
@@ -116,4 +147,3 @@ def kmeanspp_seeding(
         else:
             free = np.flatnonzero(~chosen)
             c = int(free[rng.integers(free.shape[0])])
-    return picks

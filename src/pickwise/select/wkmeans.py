@@ -67,6 +67,7 @@ def weighted_kmeans_select(
     Parameters
     ----------
     x : ndarray of shape (n, d)
+        float32 is kept (k-means and the matching run in float32); anything else is float64.
     weights : ndarray of shape (n,)
         Non-negative sample weights (informativeness); all zeros fall back to equal weights.
     k : int
@@ -80,7 +81,9 @@ def weighted_kmeans_select(
     """
     from sklearn.cluster import KMeans
 
-    x = check_finite("x", np.asarray(x, dtype=np.float64))
+    x = np.asarray(x)
+    # float32 stays float32 (scikit-learn's k-means then runs in float32, about twice as fast)
+    x = check_finite("x", x if x.dtype == np.float32 else np.asarray(x, dtype=np.float64))
     w = check_finite("weights", np.asarray(weights, dtype=np.float64))
     if x.ndim != 2 or w.shape != (x.shape[0],):
         raise ValueError(f"x must be (n, d) and weights (n,); got {x.shape} and {w.shape}")

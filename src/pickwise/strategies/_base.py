@@ -1,4 +1,13 @@
-"""What every pool strategy shares: scoring the unlabelled items in chunks."""
+"""What every pool strategy shares: scoring and gathering the unlabelled items in chunks.
+
+Memory shape (DESIGN, "Performance shape"): a pass over the pool holds one chunk of inputs and of
+model outputs at a time; what it keeps is O(n) per-item state (a score), or, for the strategies
+whose selection needs it, the per-item rows of an embedding written into one preallocated array
+(never a list of chunks concatenated at the end, which would hold the rows twice).
+
+Inputs ``x`` may be numpy arrays, memory-mapped ``.npy`` arrays or map-style datasets: rows are
+fetched with :func:`pickwise.utils.take` one chunk at a time, and never all at once.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_choice
+from ..embeddings import GradEmbedding, grad_embedding
+from ..progress import progress_bar
 from ..scores import ScoreFn, get_score
 from ..utils import chunks, take
 
 DEFAULT_CHUNK = 4096
+
+#: storage types for gathered embeddings: float64 (default, bit-for-bit the plain reference) or
+#: float32 (half the memory and memory traffic; see docs/performance.md, "Pools of millions")
+DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 def resolve_score(score: str | ScoreFn) -> ScoreFn:
@@ -21,10 +37,28 @@ def score_name(score: str | ScoreFn) -> str:
     return score if isinstance(score, str) else getattr(score, "__name__", repr(score))
 
 
-def map_chunks(fn: Callable[[Any], np.ndarray], x: Any, indices: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Concatenate ``fn(x[chunk])`` over chunks of ``indices``; never holds more than one chunk of inputs."""
-    parts = [fn(take(x, indices[sl])) for sl in chunks(indices.shape[0], chunk_size)]
-    return np.concatenate(parts, axis=0) if parts else np.empty(0)
+def check_dtype(dtype: Any) -> type:
+    return check_choice("dtype", dtype, DTYPES)
+
+
+def map_chunks(
+    fn: Callable[[Any], np.ndarray], x: Any, indices: np.ndarray, chunk_size: int, *, desc: str = "scoring"
+) -> np.ndarray:
+    """``fn(x[chunk])`` over chunks of ``indices``, stacked along axis 0 into one preallocated array.
+
+    Never holds more than one chunk of inputs; the result has the first chunk's dtype and trailing
+    shape (an empty ``indices`` gives ``np.empty(0)``).
+    """
+    n = indices.shape[0]
+    out = None
+    with progress_bar(n, desc) as bar:
+        for sl in chunks(n, chunk_size):
+            part = np.asarray(fn(take(x, indices[sl])))
+            if out is None:
+                out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
+            out[sl] = part
+            bar.update(sl.stop - sl.start)
+    return out if out is not None else np.empty(0)
 
 
 def proba_scores(model: Any, x: Any, indices: np.ndarray, score: ScoreFn, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
@@ -32,14 +66,110 @@ def proba_scores(model: Any, x: Any, indices: np.ndarray, score: ScoreFn, chunk_
     return map_chunks(lambda xc: score(model.predict_proba(xc)), x, indices, chunk_size)
 
 
+class LazyRows:
+    """The rows ``x[indices]`` as an array-like that fetches only the rows it is indexed with.
+
+    Hands a model's own chunked method (``TorchClassifier.mc_scores``) the unlabelled pool without
+    copying it: ``take(view, rows)`` reads ``x[indices[rows]]`` only. ``desc`` names a progress bar
+    that counts the rows fetched.
+    """
+
+    def __init__(self, x: Any, indices: np.ndarray, *, desc: str | None = None):
+        self.x, self.indices = x, np.asarray(indices, dtype=np.int64)
+        sample = take(x, self.indices[:1]) if self.indices.shape[0] else None
+        row_shape = tuple(np.shape(sample)[1:]) if sample is not None and not isinstance(sample, list) else ()
+        self.shape = (self.indices.shape[0], *row_shape)
+        self._bar = progress_bar(self.indices.shape[0], desc) if desc else None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> Any:
+        idx = self.indices[rows]
+        out = take(self.x, np.atleast_1d(idx))
+        if self._bar is not None:
+            self._bar.update(np.size(idx))
+        return out if np.ndim(idx) else out[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(take(self.x, self.indices), dtype=dtype)  # whole pool: only if someone asks
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def mc_scores(
     model: Any, x: Any, indices: np.ndarray, score: ScoreFn, n_draws: int, seed: int, chunk_size: int = DEFAULT_CHUNK
 ) -> np.ndarray:
-    """score(MC draws) per item, reducing each chunk's (n_draws, m, K) draws before the next chunk."""
+    """score(MC draws) per item, reducing each chunk's (n_draws, m, K) draws before the next chunk.
+
+    A model with its own ``mc_scores`` (``TorchClassifier``: head-only MC, masks seeded by chunk)
+    gets a :class:`LazyRows` view of the pool, so it fetches one chunk of rows at a time too.
+    """
     if hasattr(model, "mc_scores"):
-        return model.mc_scores(take_all(x, indices), {"s": score}, n_draws, seed=seed, chunk_size=chunk_size)["s"]
-    return map_chunks(lambda xc: score(model.predict_proba_mc(xc, n_draws, seed=seed)), x, indices, chunk_size)
+        view = LazyRows(x, indices, desc="MC scoring")
+        try:
+            return model.mc_scores(view, {"s": score}, n_draws, seed=seed, chunk_size=chunk_size)["s"]
+        finally:
+            view.close()
+    return map_chunks(lambda xc: score(model.predict_proba_mc(xc, n_draws, seed=seed)), x, indices, chunk_size,
+                      desc="MC scoring")
 
 
-def take_all(x: Any, indices: np.ndarray) -> Any:
-    return take(x, indices)
+def gather_embeddings(model: Any, x: Any, indices: np.ndarray, chunk_size: int, dtype: str = "float64") -> np.ndarray:
+    """``model.embed`` over ``indices`` chunk by chunk into one (n, d) array of ``dtype``.
+
+    Float64 values equal ``np.asarray(model.embed(x[indices]), float64)`` exactly; 0 rows give (0, 0).
+    """
+    if indices.shape[0] == 0:
+        return np.empty((0, 0), dtype=check_dtype(dtype))
+    kind = check_dtype(dtype)
+    return map_chunks(lambda xc: np.asarray(model.embed(xc), dtype=np.float64).astype(kind, copy=False),
+                      x, indices, chunk_size, desc="embedding")
+
+
+def gather_grad_factors(
+    model: Any, x: Any, indices: np.ndarray, chunk_size: int, dtype: str = "float64"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probs (n, K), h (n, d)) of ``model.grad_factors`` over ``indices``, chunk by chunk, as ``dtype``."""
+    kind = check_dtype(dtype)
+    n = indices.shape[0]
+    probs = h = None
+    with progress_bar(n, "gradient factors") as bar:
+        for sl in chunks(n, chunk_size):
+            p, hc = model.grad_factors(take(x, indices[sl]))
+            if probs is None:
+                probs = np.empty((n, np.shape(p)[1]), dtype=kind)
+                h = np.empty((n, np.shape(hc)[1]), dtype=kind)
+            probs[sl] = np.asarray(p, dtype=np.float64)
+            h[sl] = np.asarray(hc, dtype=np.float64)
+            bar.update(sl.stop - sl.start)
+    if probs is None:
+        return np.empty((0, 0), dtype=kind), np.empty((0, 0), dtype=kind)
+    return probs, h
+
+
+def gather_grad_embedding(
+    model: Any, x: Any, indices: np.ndarray, chunk_size: int, *, bias: bool = False, dtype: str = "float64"
+) -> GradEmbedding:
+    """The factored gradient embedding (a = p − e_ŷ, h) of ``indices``, built chunk by chunk.
+
+    Each chunk goes through :func:`pickwise.embeddings.grad_embedding` (validation, ŷ, the bias
+    column) and is written into preallocated (n, K) and (n, d [+1]) arrays of ``dtype``: float64
+    values equal ``grad_embedding`` on the whole pool exactly, and nothing of size n·K·d exists.
+    """
+    kind = check_dtype(dtype)
+    n = indices.shape[0]
+    a = h = None
+    with progress_bar(n, "gradient embedding") as bar:
+        for sl in chunks(n, chunk_size):
+            e = grad_embedding(*model.grad_factors(take(x, indices[sl])), bias=bias)
+            if a is None:
+                a = np.empty((n, e.a.shape[1]), dtype=kind)
+                h = np.empty((n, e.h.shape[1]), dtype=kind)
+            a[sl], h[sl] = e.a, e.h
+            bar.update(sl.stop - sl.start)
+    if a is None:
+        raise ValueError("the gradient embedding needs at least one item; got 0")
+    return GradEmbedding(a, h)

@@ -1,6 +1,19 @@
 """Batch-aware pool strategies: BADGE, core-set, DBAL, BatchBALD, BAIT, EGL, information density
 and stochastic batch acquisition. Thin frozen dataclasses over :mod:`pickwise.select` and
-:mod:`pickwise.embeddings`; model outputs are gathered chunk by chunk."""
+:mod:`pickwise.embeddings`; model outputs are gathered chunk by chunk.
+
+What each keeps across the pool (n items, K classes, d penultimate width, T MC draws); everything
+else is one chunk at a time:
+
+* EGL, StochasticBatch over a score: O(n) scores.
+* BADGE: the factored gradient embedding (a, h), O(n·(K + d)), plus O(n) k-means++ state.
+* core-set, information density: the embeddings, O(n·d), plus O(n) k-center state.
+* DBAL: O(n) scores, then embeddings of the ⌈β·k⌉ pre-filtered items only.
+* BAIT: (p, h), O(n·(K + d)), plus its D×D matrices (D = K·d).
+* BatchBALD: the exception — the greedy joint entropy needs every candidate's draws, O(T·n·K).
+  With ``max_candidates`` the pool pass reduces draws to BALD per chunk and keeps the draws of the
+  candidates only, O(T·max_candidates·K).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validation import check_choice, check_k, check_positive_int
-from ..embeddings import GradEmbedding, expected_gradient_length, grad_embedding, mean_cosine_similarity
+from ..embeddings import GradEmbedding, expected_gradient_length, mean_cosine_similarity, mean_knn_cosine_similarity
 from ..pool import Pool
 from ..protocols import Classifier, Embedder, GradEmbedder, MCSampler, ScoreBased
 from ..scores import ScoreFn, bald
@@ -23,26 +36,34 @@ from ..select.stochastic import STOCHASTIC_MODES, stochastic_batch
 from ..select.topk import top_k
 from ..select.wkmeans import weighted_kmeans_select
 from ..utils import chunks, take
-from ._base import DEFAULT_CHUNK, map_chunks, proba_scores, resolve_score, score_name
+from ._base import (
+    DEFAULT_CHUNK,
+    check_dtype,
+    gather_embeddings,
+    gather_grad_embedding,
+    gather_grad_factors,
+    map_chunks,
+    proba_scores,
+    resolve_score,
+    score_name,
+)
 
 __all__ = ["BADGE", "CoreSet", "DBAL", "BatchBALD", "BAIT", "EGL", "InformationDensity", "StochasticBatch"]
 
 
 def grad_factors(model: Any, x: Any, indices: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(probs (n, K), h (n, d)) of ``model.grad_factors`` over ``indices``, chunk by chunk."""
-    probs, hs = [], []
-    for sl in chunks(indices.shape[0], chunk_size):
-        p, h = model.grad_factors(take(x, indices[sl]))
-        probs.append(np.asarray(p, dtype=np.float64))
-        hs.append(np.asarray(h, dtype=np.float64))
-    return np.concatenate(probs), np.concatenate(hs)
+    """(probs (n, K), h (n, d)) of ``model.grad_factors`` over ``indices``, chunk by chunk, float64."""
+    return gather_grad_factors(model, x, indices, chunk_size)
 
 
 def embeddings(model: Any, x: Any, indices: np.ndarray, chunk_size: int) -> np.ndarray:
     """``model.embed`` over ``indices`` chunk by chunk; (n, d) float64 (0 rows give (0, 0))."""
-    if indices.shape[0] == 0:
-        return np.empty((0, 0))
-    return np.asarray(map_chunks(model.embed, x, indices, chunk_size), dtype=np.float64)
+    return gather_embeddings(model, x, indices, chunk_size)
+
+
+def _check_neighbors(value: Any) -> None:
+    if value is not None and not callable(getattr(value, "search", None)):
+        raise ValueError(f"neighbors must be None or a search from pickwise.neighbors (e.g. FaissFlat()); got {value!r}")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -63,19 +84,23 @@ class BADGE:
 
     The embedding stays factored (a = p − e_ŷ, h); see :mod:`pickwise.embeddings`. ``bias``
     appends the bias-gradient block. First centre = largest gradient norm, then D² sampling.
+    ``dtype="float32"`` stores (a, h) in float32: half the memory (n·(K + d)·4 bytes) and faster
+    picks; D² and the sampling stay float64 (see :func:`pickwise.select.kmeanspp_seeding`).
     """
 
     bias: bool = False
     chunk_size: int = DEFAULT_CHUNK
+    dtype: str = "float64"
     needs: ClassVar[tuple[type, ...]] = (GradEmbedder,)
 
     def __post_init__(self) -> None:
         _check_bool("bias", self.bias)
         check_positive_int("chunk_size", self.chunk_size)
+        check_dtype(self.dtype)
 
     def embedding(self, model: Any, x: Any, indices: np.ndarray) -> GradEmbedding:
-        probs, h = grad_factors(model, x, indices, self.chunk_size)
-        return grad_embedding(probs, h, bias=self.bias)
+        """The factored gradient embedding of ``indices``, gathered chunk by chunk (``dtype``)."""
+        return gather_grad_embedding(model, x, indices, self.chunk_size, bias=self.bias, dtype=self.dtype)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
@@ -93,20 +118,29 @@ class CoreSet:
     Learning for Convolutional Neural Networks: A Core-Set Approach", ICLR 2018).
 
     O(n) distance state, distances in blocks; with no labelled items the first pick is random.
+    ``neighbors`` (a :mod:`pickwise.neighbors` search, e.g. ``FaissFlat()`` or ``FaissIVF()``) takes
+    the initial distances of the pool to the labelled set, the part that grows with |L|; the
+    greedy loop (one O(n·d) pass per pick at most) is the same for every search. ``dtype="float32"``
+    stores the embeddings in float32 (half the memory and traffic; distances accumulate in float64).
     """
 
     chunk_size: int = DEFAULT_CHUNK
+    dtype: str = "float64"
+    neighbors: Any = None
     needs: ClassVar[tuple[type, ...]] = (Embedder,)
 
     def __post_init__(self) -> None:
         check_positive_int("chunk_size", self.chunk_size)
+        check_dtype(self.dtype)
+        _check_neighbors(self.neighbors)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
         unl = pool.unlabeled
-        emb = embeddings(model, x, unl, self.chunk_size)
-        lab = embeddings(model, x, pool.labeled, self.chunk_size).reshape(-1, emb.shape[1])
-        return unl[kcenter_greedy(emb, k, centres=lab, rng=rng, chunk_size=min(self.chunk_size, 1024))]
+        emb = gather_embeddings(model, x, unl, self.chunk_size, self.dtype)
+        lab = gather_embeddings(model, x, pool.labeled, self.chunk_size, self.dtype).reshape(-1, emb.shape[1])
+        return unl[kcenter_greedy(emb, k, centres=lab, rng=rng, chunk_size=min(self.chunk_size, 1024),
+                                  neighbors=self.neighbors)]
 
     @property
     def name(self) -> str:
@@ -119,7 +153,8 @@ class DBAL:
 
     Keep the ⌈beta·k⌉ most informative unlabelled items by ``score`` (margin by default), cluster
     their penultimate embeddings into k clusters with k-means weighted by the score, and query the
-    nearest distinct item to each centroid.
+    nearest distinct item to each centroid. Only the pre-filtered items are embedded; the k-means is
+    scikit-learn's (float32 with ``dtype="float32"``, about twice as fast).
     """
 
     beta: float = 10.0
@@ -127,6 +162,7 @@ class DBAL:
     n_init: int = 1
     max_iter: int = 300
     chunk_size: int = DEFAULT_CHUNK
+    dtype: str = "float64"
     needs: ClassVar[tuple[type, ...]] = (Classifier, Embedder)
 
     def __post_init__(self) -> None:
@@ -135,13 +171,14 @@ class DBAL:
         check_positive_int("n_init", self.n_init)
         check_positive_int("max_iter", self.max_iter)
         check_positive_int("chunk_size", self.chunk_size)
+        check_dtype(self.dtype)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
         unl = pool.unlabeled
         s = proba_scores(model, x, unl, resolve_score(self.score), self.chunk_size)
         keep = top_k(s, min(unl.shape[0], math.ceil(self.beta * k)), rng=rng)
-        emb = embeddings(model, x, unl[keep], self.chunk_size)
+        emb = gather_embeddings(model, x, unl[keep], self.chunk_size, self.dtype)
         pos = weighted_kmeans_select(emb, s[keep], k, rng=rng, n_init=self.n_init, max_iter=self.max_iter)
         return unl[keep[pos]]
 
@@ -157,10 +194,13 @@ class BatchBALD:
 
     One dropout seed (drawn from ``rng``) for the whole pool, so every chunk sees the same masks.
     Joint entropy exact while K^b ≤ ``max_configs``, else estimated from ``n_samples`` sampled
-    configurations (:mod:`pickwise.select.batchbald`). Holds the (n_draws, n, K) draws in memory;
+    configurations (:mod:`pickwise.select.batchbald`). Holds the candidates' (n_draws, n, K) draws;
     each greedy step costs O(n·C·K·n_draws) with C ≤ max(max_configs, n_samples) configurations.
     ``max_candidates`` (None = the whole pool) keeps only that many items with the highest BALD
-    (from the same draws) as candidates, a common shortcut for large pools.
+    (from the same draws) as candidates, a common shortcut for large pools: then the pool pass
+    reduces each chunk's draws to BALD at once and only the candidates' draws are kept (taken again
+    with the same seed, so with the same masks), O(n) + O(n_draws·max_candidates·K) memory.
+    Without it, the draws of the whole pool are held: the one strategy whose memory is O(n·T·K).
     """
 
     n_draws: int = 20
@@ -179,17 +219,26 @@ class BatchBALD:
         check_positive_int("chunk_size", self.chunk_size)
 
     def draws(self, model: Any, x: Any, indices: np.ndarray, *, seed: int) -> np.ndarray:
-        parts = [model.predict_proba_mc(take(x, indices[sl]), self.n_draws, seed=seed)
-                 for sl in chunks(indices.shape[0], self.chunk_size)]
-        return np.concatenate(parts, axis=1).astype(np.float64)
+        """MC probabilities of ``indices``, float64 of shape (n_draws, n, K), written chunk by chunk."""
+        out = None
+        for sl in chunks(indices.shape[0], self.chunk_size):
+            p = model.predict_proba_mc(take(x, indices[sl]), self.n_draws, seed=seed)
+            if out is None:
+                out = np.empty((p.shape[0], indices.shape[0], p.shape[2]))
+            out[:, sl] = p
+        return out
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_k(pool, k)
         unl = pool.unlabeled
-        d = self.draws(model, x, unl, seed=int(rng.integers(2**31 - 1)))
+        seed = int(rng.integers(2**31 - 1))
         if self.max_candidates is not None and unl.shape[0] > max(self.max_candidates, k):
-            keep = np.sort(top_k(bald(d), max(self.max_candidates, k), rng=rng))
-            unl, d = unl[keep], d[:, keep]
+            # BALD of every item from the same draws as below, reduced chunk by chunk
+            scores = map_chunks(lambda xc: bald(np.asarray(model.predict_proba_mc(xc, self.n_draws, seed=seed),
+                                                           dtype=np.float64)),
+                                x, unl, self.chunk_size, desc="BALD pre-filter")
+            unl = unl[np.sort(top_k(scores, max(self.max_candidates, k), rng=rng))]
+        d = self.draws(model, x, unl, seed=seed)
         return unl[batchbald_select(d, k, rng=rng, max_configs=self.max_configs, n_samples=self.n_samples)]
 
     @property
@@ -265,26 +314,45 @@ class InformationDensity:
     """Informativeness × (mean cosine similarity to the unlabelled pool)^β, top-k (Settles & Craven,
     EMNLP 2008; Settles' survey §5.1).
 
-    Similarity uses penultimate embeddings, computed in O(n·d) via
-    :func:`pickwise.embeddings.mean_cosine_similarity` (i itself included in the mean; negative
-    means are clipped to 0 so that the power is defined). ``score`` must be ≥ 0.
+    Similarity uses penultimate embeddings. By default (``n_neighbors=None``) it is the paper's mean
+    over the whole pool, computed exactly in O(n·d) via
+    :func:`pickwise.embeddings.mean_cosine_similarity` (i itself included in the mean): no
+    neighbour search is needed at any n. With ``n_neighbors=m`` it is the mean cosine similarity to
+    the m most similar other pool items (a local density,
+    :func:`pickwise.embeddings.mean_knn_cosine_similarity`), found by ``neighbors`` (default: exact
+    numpy search, O(n²·d) — use ``FaissFlat()`` for exact faiss or ``FaissIVF()``/``FaissHNSW()``
+    for large pools). Negative means are clipped to 0 so that the power is defined; ``score`` must
+    be ≥ 0. ``dtype="float32"`` stores the embeddings in float32.
     """
 
     score: str | ScoreFn = "entropy"
     beta: float = 1.0
     chunk_size: int = DEFAULT_CHUNK
+    n_neighbors: int | None = None
+    neighbors: Any = None
+    dtype: str = "float64"
     needs: ClassVar[tuple[type, ...]] = (Classifier, Embedder)
 
     def __post_init__(self) -> None:
         resolve_score(self.score)
         _check_number("beta", self.beta, low=0.0)
         check_positive_int("chunk_size", self.chunk_size)
+        if self.n_neighbors is not None:
+            check_positive_int("n_neighbors", self.n_neighbors)
+        _check_neighbors(self.neighbors)
+        if self.neighbors is not None and self.n_neighbors is None:
+            raise ValueError("neighbors is used only with n_neighbors (the whole-pool mean needs no search)")
+        check_dtype(self.dtype)
 
     def scores(self, model: Any, x: Any, indices: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """Density-weighted scores of shape (len(indices),), the density over ``indices`` themselves;
         deterministic (``rng`` is accepted for a uniform interface)."""
         info = proba_scores(model, x, indices, resolve_score(self.score), self.chunk_size)
-        sim = mean_cosine_similarity(embeddings(model, x, indices, self.chunk_size), chunk_size=self.chunk_size)
+        emb = gather_embeddings(model, x, indices, self.chunk_size, self.dtype)
+        if self.n_neighbors is None:
+            sim = mean_cosine_similarity(emb, chunk_size=self.chunk_size)
+        else:
+            sim = mean_knn_cosine_similarity(emb, self.n_neighbors, neighbors=self.neighbors)
         return info * np.maximum(sim, 0.0) ** self.beta
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
