@@ -35,14 +35,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent / "src"))
 sys.path.append(str(_HERE))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 MB = 1024.0**2
 N_LABELED = 1000
@@ -132,11 +132,11 @@ def run_task(spec: dict) -> dict:
     model, pool = _pool_inputs(spec) if spec["task"] != "torch_mc" else (None, None)
     unl = pool.unlabeled if pool is not None else None
     task, k, seed = spec["task"], spec.get("k", 1000), spec.get("seed", 0)
-    import sklearn.cluster  # noqa: F401  (imported before the baseline)
-    import sklearn.metrics  # noqa: F401
+    import sklearn.cluster
+    import sklearn.metrics
 
     if spec.get("search"):
-        import faiss  # noqa: F401
+        import faiss
 
     if task == "strategy":
         strat = _strategy(spec)
@@ -280,7 +280,7 @@ def worker(spec_json: str) -> None:
 
 def measure(spec: dict, log) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         res = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
@@ -367,7 +367,9 @@ def main() -> None:
             def compare_last(key_a, key_b, what):
                 a, b = picks.get((K, d, n, key_a)), picks.get((K, d, n, key_b))
                 if a and b and not rows[-1][5]:
-                    rows[-1] = (*rows[-1][:5], f"first {same_prefix(a, b)} of {k} picks equal {what}")
+                    shared = len(set(a) & set(b)) / len(a)
+                    rows[-1] = (*rows[-1][:5], f"first {same_prefix(a, b)} of {k} picks equal {what}, "
+                                               f"{shared:.0%} shared")
 
             def versus(r, key64, key32, name):
                 if "error" in r:
@@ -466,7 +468,7 @@ def _reuse(results, name, K, d, n, k):
 
 
 def _fmt(x: float, digits: int = 2) -> str:
-    return "—" if x != x else f"{x:,.{digits}f}"
+    return "—" if np.isnan(x) else f"{x:,.{digits}f}"
 
 
 def report(args, cfg, rows, growth, fa, knn, tmc, load0, wall) -> None:

@@ -239,9 +239,8 @@ def test_progress_bars_change_nothing_but_stderr(setting, capsys):
     with progress_bars(False):
         STRATEGIES["badge"](32).select(model, x, pool, 8, rng=np.random.default_rng(1))
     assert capsys.readouterr().err == ""
-    with pytest.raises(ValueError, match="True or False"):
-        with progress_bars("yes"):
-            pass
+    with pytest.raises(ValueError, match="True or False"), progress_bars("yes"):
+        pass
 
 
 def test_lazy_rows_fetch_only_what_is_indexed():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fakes import FakeModel, blobs
+from test_select_kcenter import reference_kcenter
 
 from pickwise.embeddings import mean_cosine_similarity, mean_knn_cosine_similarity
 from pickwise.neighbors import FaissFlat, FaissHNSW, FaissIVF, NeighborSearch, NumpySearch
@@ -15,7 +16,6 @@ from pickwise.pool import Pool
 from pickwise.select.kcenter import kcenter_greedy, min_sq_distances, nearest_centres
 from pickwise.select.kmeanspp import kmeanspp_seeding
 from pickwise.strategies import CoreSet, InformationDensity
-from test_select_kcenter import reference_kcenter
 
 
 def brute(q, b, k):

@@ -9,7 +9,9 @@ nearest first, squared Euclidean distances, k ≤ m. Strategies take one as ``ne
 * :class:`NumpySearch` — exact, blocks of ``chunk_size`` queries × ``chunk_size`` base rows
   (O(chunk²) extra memory), float64 arithmetic on float64 input; ties go to the smaller index.
 * :class:`FaissFlat` — exact, faiss ``IndexFlatL2``: float32 arithmetic, so distances agree with
-  :class:`NumpySearch` to float32 rounding and ties may break differently.
+  :class:`NumpySearch` to float32 rounding and ties may break differently. For core-set's nearest
+  labelled point it is about as fast as pickwise's own blocked pass (docs/performance.md, "Pools of
+  millions"); exact k-nearest-neighbour lists (k > 1) are where it beats the numpy search.
 * :class:`FaissIVF` — approximate: an inverted file of ``nlist`` k-means cells over the base, each
   query scanning ``nprobe`` cells. Deterministic (fixed ``seed`` for the training sample and faiss's
   k-means).

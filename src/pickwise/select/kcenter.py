@@ -2,8 +2,8 @@
 
 State is O(n): the squared distance of each candidate to its nearest labelled or chosen point,
 and which centre that is. It is initialised block by block (``chunk_size`` candidates ×
-``chunk_size`` labelled points at a time, O(n·|L|·d) time, O(chunk²) extra memory; or by a
-:mod:`pickwise.neighbors` search such as faiss) and updated after each pick with the distances to
+``chunk_size`` labelled points at a time, each block one GEMM finished in place, O(n·|L|·d) time,
+O(chunk²) extra memory; or by a :mod:`pickwise.neighbors` search such as faiss) and updated after each pick with the distances to
 the new centre only, on the rows that two bounds cannot rule out:
 
 * norms: ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|;
@@ -93,18 +93,23 @@ def nearest_centres(
             out[missing], arg[missing] = nearest_centres(x[missing], centres, chunk_size=chunk_size)
         return out, arg
     xsq = _sq(x)
-    csq = _sq(centres)
+    # ‖x_i − c_j‖² = ‖x_i‖² + (‖c_j‖² − 2 x_i·c_j): the bracket is formed in place in x's dtype
+    # (one GEMM output, no n×m temporaries), its row minimum taken, and ‖x_i‖² added in float64
+    csq = _sq(centres).astype(x.dtype)
+    rows_at = np.arange(min(n, chunk_size))
     with progress_bar(n, "distances to the labelled set") as bar:
         for rs in chunks(n, chunk_size):
             xr = x[rs]
-            best, where = out[rs], arg[rs]
+            best, where = np.full(xr.shape[0], np.inf), arg[rs]
             for cs in chunks(centres.shape[0], chunk_size):
-                block = xsq[rs, None] + csq[None, cs] - 2.0 * (xr @ centres[cs].T)
+                block = xr @ centres[cs].T
+                block *= -2.0
+                block += csq[None, cs]
                 j = block.argmin(axis=1)
-                m = block[np.arange(block.shape[0]), j]
+                m = block[rows_at[: block.shape[0]], j]
                 better = m < best
                 best[better], where[better] = m[better], j[better] + cs.start
-            out[rs], arg[rs] = np.maximum(best, 0.0), where
+            out[rs], arg[rs] = np.maximum(best + xsq[rs], 0.0), where
             bar.update(rs.stop - rs.start)
     return out, arg
 

@@ -27,7 +27,7 @@ from ..progress import progress_bar
 __all__ = ["kmeanspp_seeding", "sample_d2"]
 
 # below this fraction of rows to recompute, gathering them beats one dense pass
-_GATHER_BELOW = 0.5
+_GATHER_BELOW = 0.25
 # rows gathered at a time, so that the copies stay small (8192 × d floats)
 _GATHER_ROWS = 8192
 
@@ -113,7 +113,7 @@ def _sq64(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _seed_loop(a, h, sqn, hn, d2, chosen, picks, c, k, rng, prune, bar) -> None:  # noqa: ANN001
+def _seed_loop(a, h, sqn, hn, d2, chosen, picks, c, k, rng, prune, bar) -> None:
     """The k picks of :func:`kmeanspp_seeding` from the first centre ``c``; fills ``picks``."""
     n = a.shape[0]
     for t in range(k):
