@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--n-draws", type=int, default=None, help="MC draws to use (default: all given)")
     sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling")
     sel.add_argument("--out", required=True, help="CSV to write: rank,index,score")
+    sel.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -167,8 +168,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     """Select from precomputed outputs; writes rank, absolute index and score (where the strategy has one)."""
     from .pool import Pool
     from .precomputed import Precomputed, load_npy
-    from .protocols import ScoreBased
-    from .select.topk import top_k
+    from .progress import progress_bars
 
     model = Precomputed(probs=load_npy(args.probs), embeddings=load_npy(args.embeddings), mc_probs=load_npy(args.mc_probs))
     n_draws = args.n_draws or (model.mc_probs.shape[0] if model.mc_probs is not None else None)
@@ -180,19 +180,30 @@ def cmd_select(args: argparse.Namespace) -> int:
     pool = Pool.empty(model.n).label(labeled.astype(np.int64), np.zeros(labeled.shape[0], dtype=np.int64))
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    if isinstance(strategy, ScoreBased):
-        from ._validation import check_k
+    with progress_bars(not args.no_progress):
+        picks, picked_scores = _choose(strategy, model, pool, args.k, rng)
+    wall = time.perf_counter() - t0
+    _write_picks(Path(args.out), picks, picked_scores)
+    print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {args.out}")
+    return 0
 
-        k = check_k(pool, args.k)
+
+def _choose(strategy: Any, model: Any, pool: Any, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from ._validation import check_k
+    from .protocols import ScoreBased
+    from .select.topk import top_k
+
+    if isinstance(strategy, ScoreBased):
+        k = check_k(pool, k)
         unl = pool.unlabeled
         scores = np.asarray(strategy.scores(model, model.x, unl, rng=rng))
         pos = top_k(scores, k, rng=rng)
-        picks, picked_scores = unl[pos], scores[pos]
-    else:
-        picks = np.asarray(strategy.select(model, model.x, pool, args.k, rng=rng))
-        picked_scores = np.full(picks.shape[0], np.nan)
-    wall = time.perf_counter() - t0
-    out = Path(args.out)
+        return unl[pos], scores[pos]
+    picks = np.asarray(strategy.select(model, model.x, pool, k, rng=rng))
+    return picks, np.full(picks.shape[0], np.nan)
+
+
+def _write_picks(out: Path, picks: np.ndarray, picked_scores: np.ndarray) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".part")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -200,8 +211,6 @@ def cmd_select(args: argparse.Namespace) -> int:
         for rank, (i, sc) in enumerate(zip(picks.tolist(), picked_scores.tolist())):
             f.write(f"{rank},{i},{'' if np.isnan(sc) else repr(sc)}\n")
     tmp.replace(out)
-    print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {out}")
-    return 0
 
 
 def _load(args: argparse.Namespace) -> Any:
