@@ -65,7 +65,10 @@ def seeded_global_rng(seed: int, device: str | torch.device = "cpu") -> Iterator
             yield
     else:
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
+            # inside the fork: every generator is restored when the block ends
+            torch.default_generator.manual_seed(seed)
+            if torch.cuda.is_available():
+                torch.cuda.manual_seed_all(seed)
             yield
 
 
