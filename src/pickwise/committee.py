@@ -14,11 +14,10 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._validation import check_choice, check_k, check_positive_int
+from ._validation import check_choice, check_positive_int
 from .pool import Pool
 from .scores import COMMITTEE_SCORES, ScoreFn
-from .select.topk import top_k
-from .strategies._base import DEFAULT_CHUNK, map_chunks, score_name
+from .strategies._base import DEFAULT_CHUNK, map_chunks, score_name, select_top_scores
 from .utils import derive_rng, derive_seed, n_items, take
 
 __all__ = ["CommitteeModel", "Committee", "QBC"]
@@ -120,9 +119,7 @@ class QBC:
         return map_chunks(lambda xc: fn(model.predict_proba_members(xc)), x, indices, self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
+        return select_top_scores(self, model, x, pool, k, rng=rng)
 
     @property
     def name(self) -> str:

@@ -173,3 +173,14 @@ def gather_grad_embedding(
     if a is None:
         raise ValueError("the gradient embedding needs at least one item; got 0")
     return GradEmbedding(a, h)
+
+
+def select_top_scores(strategy: Any, model: Any, x: Any, pool: Any, k: int, *, rng: np.random.Generator) -> np.ndarray:
+    """The ``select`` of every score-based strategy: the top ``k`` unlabelled items by
+    ``strategy.scores`` (ties broken by ``rng``), consuming ``rng`` as :class:`ScoreBased` promises."""
+    from .._validation import check_k
+    from ..select.topk import top_k
+
+    k = check_k(pool, k)
+    unl = pool.unlabeled
+    return unl[top_k(strategy.scores(model, x, unl, rng=rng), k, rng=rng)]

@@ -11,8 +11,7 @@ from .._validation import check_k, check_positive_int
 from ..pool import Pool
 from ..protocols import Classifier, MCSampler
 from ..scores import ScoreFn
-from ..select.topk import top_k
-from ._base import DEFAULT_CHUNK, mc_scores, proba_scores, resolve_score, score_name
+from ._base import DEFAULT_CHUNK, mc_scores, proba_scores, resolve_score, score_name, select_top_scores
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,7 @@ class Uncertainty:
         return proba_scores(model, x, indices, resolve_score(self.score), self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
+        return select_top_scores(self, model, x, pool, k, rng=rng)
 
     @property
     def name(self) -> str:
@@ -84,9 +81,7 @@ class MCDropout:
         return mc_scores(model, x, indices, resolve_score(self.score), self.n_draws, seed, self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
+        return select_top_scores(self, model, x, pool, k, rng=rng)
 
     @property
     def name(self) -> str:

@@ -46,6 +46,7 @@ from ._base import (
     proba_scores,
     resolve_score,
     score_name,
+    select_top_scores,
 )
 
 __all__ = ["BADGE", "CoreSet", "DBAL", "BatchBALD", "BAIT", "EGL", "InformationDensity", "StochasticBatch"]
@@ -300,9 +301,7 @@ class EGL:
         return map_chunks(one, x, indices, self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
+        return select_top_scores(self, model, x, pool, k, rng=rng)
 
     @property
     def name(self) -> str:
@@ -356,9 +355,7 @@ class InformationDensity:
         return info * np.maximum(sim, 0.0) ** self.beta
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        return unl[top_k(self.scores(model, x, unl, rng=rng), k, rng=rng)]
+        return select_top_scores(self, model, x, pool, k, rng=rng)
 
     @property
     def name(self) -> str:
