@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the initial labels, training and selection")
     run.add_argument("--out", default="runs", help="output folder for the JSONL records and the PNG (default: runs)")
 
-    demo = sub.add_parser("demo", help="compare random with the uncertainty strategies on digits")
+    demo = sub.add_parser("demo", help="compare random with the uncertainty and diversity strategies on digits")
     _add_common(demo)
     demo.add_argument("--strategies", default=None, help="comma-separated names (default: the demo set)")
     demo.add_argument("--seeds", type=int, default=5, help="seeds per strategy (default: 5)")
