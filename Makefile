@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[torch,plot,data,faiss,label,encoders,dev]"
 	$(PY) scripts/check_no_cuda.py
+	bash scripts/install_browser.sh
 	touch $@
 
 setup: $(VENV)/.installed
