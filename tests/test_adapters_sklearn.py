@@ -24,7 +24,7 @@ def data():
 def test_capabilities():
     clf = SklearnClassifier(LogisticRegression(), n_classes=3)
     assert isinstance(clf, Classifier) and clf.n_classes == 3
-    assert not isinstance(clf, Embedder) and not isinstance(clf, MCSampler)
+    assert isinstance(clf, Embedder) and not isinstance(clf, MCSampler)  # a bare estimator embeds x itself
 
 
 def test_missing_classes_get_zero_columns(data):

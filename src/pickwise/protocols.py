@@ -104,9 +104,13 @@ class Oracle(Protocol):
 
 def check_capabilities(strategy: Any, model: Any) -> None:
     """Raise ``TypeError`` naming each capability ``strategy.needs`` that ``model`` lacks."""
-    missing = [cap.__name__ for cap in getattr(strategy, "needs", ()) if not isinstance(model, cap)]
+    missing = [cap for cap in getattr(strategy, "needs", ()) if not isinstance(model, cap)]
     if missing:
+        # adapters that can say why (SklearnClassifier.explain_missing) get their reason appended
+        explain = getattr(model, "explain_missing", None)
+        why = [explain(cap) for cap in missing] if callable(explain) else []
+        detail = "".join(f": {w}" for w in why if w)
         raise TypeError(
-            f"{type(strategy).__name__} needs a model with {', '.join(missing)}; "
-            f"{type(model).__name__} does not provide it"
+            f"{type(strategy).__name__} needs a model with {', '.join(c.__name__ for c in missing)}; "
+            f"{type(model).__name__} does not provide it{detail}"
         )

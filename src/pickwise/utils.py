@@ -13,6 +13,8 @@ def take(x: Any, indices: np.ndarray) -> Any:
     idx = np.asarray(indices, dtype=np.int64)
     if isinstance(x, np.ndarray):
         return x[idx]
+    if hasattr(x, "iloc"):  # pandas DataFrame / Series: rows by position, never by label
+        return x.iloc[idx]
     if hasattr(x, "__array__") and hasattr(x, "shape"):
         return np.asarray(x[idx])
     if isinstance(x, list) and x and isinstance(x[0], str):
