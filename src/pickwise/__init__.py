@@ -1,7 +1,17 @@
 """pickwise: decide which data to label, from a pool or a stream, and measure whether it beats random.
 
-Importing pickwise has no side effects and imports neither torch nor matplotlib.
+Every pool strategy is importable from here under the class name of its catalog entry
+(``pickwise.BADGE`` is ``--strategy badge``, ``pickwise.CoreSet`` is ``coreset``; score-based
+names such as ``margin`` are ``Uncertainty(score="margin")``; the whole table is
+:data:`pickwise.catalog.STRATEGY_TABLE`).
+
+Importing pickwise has no side effects and imports neither torch nor matplotlib: the model
+adapters (``TorchClassifier``, ``SklearnClassifier``) and :func:`load` are imported on first use.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -10,19 +20,69 @@ from .metrics import holdout
 from .oracle import SimulatedOracle
 from .pool import Pool
 from .records import RoundRecord, load_records
-from .strategies import MCDropout, Random, Uncertainty
+from .strategies import (
+    ALBL,
+    BADGE,
+    BAIT,
+    DBAL,
+    EGL,
+    QBC,
+    BatchBALD,
+    Committee,
+    CoreSet,
+    InformationDensity,
+    MCDropout,
+    Random,
+    StochasticBatch,
+    Uncertainty,
+)
+from .wrappers import Subsample
+
+# name -> module; imported on first attribute access (they pull in scikit-learn or torch)
+_LAZY = {
+    "SklearnClassifier": ".adapters",
+    "TorchClassifier": ".adapters",
+    "load": ".data",
+}
 
 __all__ = [
     "__version__",
+    "ALBL",
+    "BADGE",
+    "BAIT",
+    "BatchBALD",
+    "Committee",
+    "CoreSet",
+    "DBAL",
+    "EGL",
+    "InformationDensity",
     "MCDropout",
     "Pool",
+    "QBC",
     "Random",
     "RoundRecord",
     "SimulatedOracle",
+    "SklearnClassifier",
+    "StochasticBatch",
+    "Subsample",
+    "TorchClassifier",
     "Uncertainty",
     "holdout",
     "initial_pool",
+    "load",
     "load_records",
     "pool_rounds",
     "replay_pool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

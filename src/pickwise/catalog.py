@@ -6,10 +6,17 @@ keyword options, so a config can say ``strategy = "bald"`` and ``n_draws = 10``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ._validation import check_choice
+
+__all__ = [
+    "COMMITTEE_STRATEGIES", "MC_STRATEGIES", "MODEL_NAMES", "STRATEGY_TABLE", "STREAM_ALIASES", "TEXT_MODELS",
+    "TRAINER_NAMES", "make_strategy", "make_stream_selector", "make_trainer", "model_factory", "strategy_name",
+    "strategy_names", "stream_selector_names", "wrap_subsample",
+]
 
 
 def _strategies() -> dict[str, Callable[..., Any]]:
@@ -68,23 +75,91 @@ MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbal
 COMMITTEE_STRATEGIES = ("qbc", "qbc_kl")
 
 
+#: Catalog name → (the class, exported from ``pickwise`` under that name, and the options that
+#: tell the names of one class apart). ``make_strategy(name)`` builds the object;
+#: ``strategy_name(obj)`` reads the name back. ``inner`` names the wrapped strategy by its own
+#: catalog name; ``score`` compares by score name (a score function counts by its ``__name__``).
+STRATEGY_TABLE: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType({
+    "random": ("Random", {}),
+    "least_confidence": ("Uncertainty", {"score": "least_confidence"}),
+    "margin": ("Uncertainty", {"score": "margin"}),
+    "entropy": ("Uncertainty", {"score": "entropy"}),
+    "bald": ("MCDropout", {"score": "bald"}),
+    "variation_ratio": ("MCDropout", {"score": "variation_ratio"}),
+    "mean_std": ("MCDropout", {"score": "mean_std"}),
+    "max_entropy": ("MCDropout", {"score": "max_entropy"}),
+    "badge": ("BADGE", {}),
+    "coreset": ("CoreSet", {}),
+    "dbal": ("DBAL", {}),
+    "batchbald": ("BatchBALD", {}),
+    "bait": ("BAIT", {}),
+    "egl": ("EGL", {}),
+    "density": ("InformationDensity", {}),
+    "qbc": ("QBC", {"score": "vote_entropy"}),
+    "qbc_kl": ("QBC", {"score": "kl_to_consensus"}),
+    "stochastic_entropy": ("StochasticBatch", {"inner": "entropy", "mode": "power"}),
+    "stochastic_bald": ("StochasticBatch", {"inner": "bald", "mode": "power"}),
+    "albl": ("ALBL", {}),
+})
+
+
 def strategy_names() -> list[str]:
+    """Every catalog strategy name, sorted."""
     return sorted(_strategies())
 
 
 def make_strategy(name: str, **options: Any) -> Any:
-    """A strategy by name; ``options`` are passed on where the strategy takes them."""
+    """A strategy by name; ``options`` are passed on where the strategy takes them.
+
+    ``make_strategy("margin")`` is ``Uncertainty(score="margin")``, ``make_strategy("badge")`` is
+    ``BADGE()``; :data:`STRATEGY_TABLE` lists every name with its class.
+    """
     factory = check_choice("strategy", name, _strategies())
     return factory(**options)
 
 
-MODEL_NAMES = ("mlp", "cnn", "logreg")
+def strategy_name(strategy: Any) -> str:
+    """The catalog name of a strategy object: the inverse of :func:`make_strategy`.
+
+    The name says which kind of strategy it is (class plus the identifying options of
+    :data:`STRATEGY_TABLE`); other options (``n_draws``, ``chunk_size``, ...) do not change it, so
+    ``strategy_name(BADGE(dtype="float32")) == "badge"``. Raises ``ValueError`` for an object no
+    catalog name describes (a custom score function, a wrapper such as ``Subsample``).
+    """
+    from .strategies._base import score_name as score_key
+
+    cls = type(strategy).__name__
+    for name, (table_cls, fixed) in STRATEGY_TABLE.items():
+        if table_cls != cls:
+            continue
+        ok = True
+        for key, want in fixed.items():
+            have = getattr(strategy, key, None)
+            if key == "inner":
+                try:
+                    ok = strategy_name(have) == want
+                except ValueError:
+                    ok = False
+            elif key == "score":
+                ok = score_key(have) == want
+            else:
+                ok = have == want
+            if not ok:
+                break
+        if ok:
+            return name
+    raise ValueError(f"no catalog name describes {strategy!r}; the names are {strategy_names()}")
+
+
+MODEL_NAMES = ("mlp", "cnn", "logreg", "tfidf")
+#: models that take raw text (a list of str) rather than numeric features
+TEXT_MODELS = ("tfidf",)
 
 
 def model_factory(
     name: str,
     *,
-    n_features: int,
+    n_features: int | None,
     n_classes: int,
     hidden: int = 128,
     dropout: float = 0.2,
@@ -98,7 +173,9 @@ def model_factory(
     """A zero-argument factory of fresh models (the pool loop calls it every round).
 
     With ``committee=C`` each model is a :class:`pickwise.committee.Committee` of C independently
-    seeded members (for QBC).
+    seeded members (for QBC). ``tfidf`` takes raw texts (``n_features`` is then unused):
+    ``SklearnClassifier(make_pipeline(TfidfVectorizer(sublinear_tf=True),
+    LogisticRegression(max_iter=1000)))``.
     """
     check_choice("model", name, MODEL_NAMES)
     if committee is not None:
@@ -115,6 +192,18 @@ def model_factory(
         from .adapters.sklearn import SklearnClassifier
 
         return lambda: SklearnClassifier(LogisticRegression(max_iter=500), n_classes=n_classes)
+    if name == "tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        from .adapters.sklearn import SklearnClassifier
+
+        return lambda: SklearnClassifier(
+            make_pipeline(TfidfVectorizer(sublinear_tf=True), LogisticRegression(max_iter=1000)), n_classes=n_classes
+        )
+    if n_features is None:
+        raise ValueError(f"model {name!r} needs numeric features (n_features); for raw text use model 'tfidf'")
 
     from .adapters.nets import mlp, small_cnn
     from .adapters.torch import TorchClassifier
@@ -181,6 +270,7 @@ STREAM_ALIASES = {"pen": "vessal_pen", "unif": "stream_uniform", "conf": "stream
 
 
 def stream_selector_names() -> list[str]:
+    """Every stream selector name (without the poster's aliases), sorted."""
     return sorted(_stream_selectors())
 
 

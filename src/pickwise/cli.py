@@ -1,4 +1,8 @@
-"""The ``pickwise`` command: run, demo (and more as they land). ``pickwise --help`` lists them."""
+"""The ``pickwise`` command: run, demo, stream, select, bench, report. ``pickwise --help`` lists them.
+
+``python -m pickwise`` is the same command. Sub-CLIs live next to their code and plug in with two
+lines: ``add_parsers(sub)`` in :func:`build_parser` and their ``COMMANDS`` in :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .utils import n_items
 from .bench.cli import COMMANDS as BENCH_COMMANDS
 from .bench.cli import add_parsers as add_bench_parsers
+from .project.cli import COMMANDS as PROJECT_COMMANDS
+from .project.cli import add_parsers as add_project_parsers
 from .catalog import (
     COMMITTEE_STRATEGIES,
     MC_STRATEGIES,
     MODEL_NAMES,
+    TEXT_MODELS,
     TRAINER_NAMES,
     make_strategy,
     make_stream_selector,
@@ -29,21 +37,48 @@ from .catalog import (
 )
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", help="dataset name (default: digits, needs no files)")
-    p.add_argument("--data-root", default=None, help="folder with the datasets (default: $PICKWISE_DATA)")
-    p.add_argument("--model", default="mlp", choices=MODEL_NAMES, help="model (default: mlp)")
-    p.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP (default: 128)")
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the head (default: 0.2)")
-    p.add_argument("--epochs", type=int, default=100, help="training epochs per round, at most 1000 steps (default: 100)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
-    p.add_argument("--committee", type=int, default=5, help="committee members for qbc (default: 5)")
-    p.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
-    p.add_argument("--k", type=int, default=20, help="batch size: labels per round (default: 20)")
-    p.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
-    p.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+def _add_data(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data: a built-in dataset, or your own labelled file or image folder")
+    g.add_argument("--dataset", default=None,
+                   help="built-in dataset name (default: digits, needs no files), or a path as with --data")
+    g.add_argument("--data", default=None, metavar="PATH",
+                   help="your own labelled data: .csv, .parquet, .jsonl (a label column and numeric or text "
+                   "columns), .npy features (with --labels) or an image folder <folder>/<class name>/<file>")
+    g.add_argument("--labels", default=None, metavar="PATH", help="labels for .npy features: a .npy of shape (n,)")
+    g.add_argument("--label-column", default=None,
+                   help="label column of a table (default: 'label' if present, else the last column)")
+    g.add_argument("--text-column", default=None,
+                   help="text column of a table (default: the one non-numeric column, if exactly one); "
+                   "the model then takes raw text (tfidf)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="resize images of an image folder to N×N (default: keep; all must share one size)")
+    g.add_argument("--test-size", type=float, default=None,
+                   help="fraction held out for evaluation, stratified (default: 0.2; mnist and fashion-mnist "
+                   "keep their official test sets)")
+    g.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the train/test split (default: 0, the same for every --seed)")
+    g.add_argument("--data-root", default=None, help="folder with the built-in datasets (default: $PICKWISE_DATA)")
+    g.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool")
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, choices=MODEL_NAMES,
+                   help="model (default: mlp; tfidf for text data, which needs a text model)")
+    g.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP (default: 128)")
+    g.add_argument("--dropout", type=float, default=0.2, help="dropout before the head (default: 0.2)")
+    g.add_argument("--epochs", type=int, default=100,
+                   help="training epochs per round, at most 1000 steps (default: 100)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+
+
+def _add_pool(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pool loop")
+    g.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
+    g.add_argument("--committee", type=int, default=5, help="committee members for qbc (default: 5)")
+    g.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
+    g.add_argument("--k", type=int, default=20, help="batch size: labels per round (default: 20)")
+    g.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
     g = p.add_argument_group("training variants and compute-efficient acquisition")
     g.add_argument("--trainer", default="plain", choices=TRAINER_NAMES,
                    help="plain; ceal (pseudo-labels below an entropy threshold); joint-entropy (λ · unlabelled entropy)")
@@ -57,7 +92,23 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="softmax(values/tau), or the published code's softmax(values**1.2)")
 
 
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """The options of the pool simulations (run, demo): data, model and the pool loop."""
+    _add_data(p)
+    _add_model(p)
+    _add_pool(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: options of the pool loop that 'pickwise stream' refuses (it has no rounds, batches or strategies)
+STREAM_REFUSED = (
+    "--k", "--rounds", "--strategy", "--strategies", "--n-draws", "--committee", "--trainer", "--entropy-weight",
+    "--ceal-delta0", "--ceal-decay", "--subsample-alpha", "--subsample-tau", "--subsample-weighting",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pickwise`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="pickwise", description="Active learning: choose which data to label, and measure whether it beats random."
     )
@@ -76,35 +127,51 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, default=5, help="seeds per strategy (default: 5)")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--jobs", type=int, default=None, help="parallel processes (default: number of cores)")
-    st = sub.add_parser("stream", help="simulate streaming (committal) active learning with one selector")
-    _add_common(st)
-    st.set_defaults(initial=100, k=0, rounds=0)
-    st.add_argument("--selector", default="vessal", help=f"one of: {', '.join(stream_selector_names())}")
-    st.add_argument("--budget", type=int, default=None, help="labels to take from the stream (adaptive rate)")
-    st.add_argument("--q", type=float, default=None, help="fixed query rate, when no --budget")
+
+    st = sub.add_parser("stream", help="simulate streaming (committal) active learning with one selector",
+                        description="Items arrive one by one and are queried or passed for good; the model is "
+                        "frozen for each window of --segment items and retrained on all labels after it. Pool "
+                        "options (--k, --rounds, --strategy, --trainer, --subsample-*, ...) are refused.")
+    _add_data(st)
+    _add_model(st)
+    st.add_argument("--initial", type=int, default=100,
+                    help="random labels before the stream starts (default: 100)")
+    st.add_argument("--selector", default="vessal", help=f"one of: {', '.join(stream_selector_names())} (default: vessal)")
+    st.add_argument("--budget", type=int, default=None,
+                    help="labels to take from the stream, at an adaptive rate (no default: give --budget or --q)")
+    st.add_argument("--q", type=float, default=None, help="a fixed query rate instead of --budget")
     st.add_argument("--segment", type=int, default=5000, help="items per window; retrain after each (default: 5000)")
     st.add_argument("--order", default="iid", choices=("iid", "pc", "class"),
-                    help="arrival order: iid, pc (sorted by first principal component), class")
-    st.add_argument("--seed", type=int, default=0)
+                    help="arrival order: iid, pc (sorted by first principal component), class (default: iid)")
+    st.add_argument("--seed", type=int, default=0, help="seed of the order, initial labels and training (default: 0)")
     st.add_argument("--out", default="runs", help="output folder (default: runs)")
+    st.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for flag in STREAM_REFUSED:
+        st.add_argument(flag, dest=f"refused_{flag[2:].replace('-', '_')}", default=None, help=argparse.SUPPRESS)
 
     add_bench_parsers(sub)
+    add_project_parsers(sub)
 
     sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
     sel.add_argument("--probs", help="predicted probabilities, shape (n, n_classes)")
     sel.add_argument("--embeddings", help="penultimate embeddings, shape (n, d)")
     sel.add_argument("--mc-probs", help="MC-dropout probabilities, shape (n_draws, n, n_classes)")
     sel.add_argument("--labeled", help="absolute indices already labelled, shape (m,) integers")
+    sel.add_argument("--ids", help="your id of every item, in row order: ids.npy, ids.txt (one a line), ids.csv "
+                     "(column 'id', else the first), or an image folder (its file names); default: the row index")
+    sel.add_argument("--exclude", help="items already sent out (ids, or indices without --ids; same file types): "
+                     "treated as taken, never chosen")
     sel.add_argument("--strategy", required=True, help=f"one of: {', '.join(strategy_names())}")
     sel.add_argument("--k", type=int, required=True, help="how many to choose")
     sel.add_argument("--n-draws", type=int, default=None, help="MC draws to use (default: all given)")
     sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling")
-    sel.add_argument("--out", required=True, help="CSV to write: rank,index,score")
+    sel.add_argument("--out", required=True, help="CSV to write: rank,index,id,score")
     sel.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    """``pickwise stream``: one streaming simulation; records as JSON Lines (a rerun resumes) and a PNG."""
     import hashlib
     import json
 
@@ -113,20 +180,25 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from .records import RecordWriter, read_jsonl
     from .stream import SegmentRecord, stream_segments
 
+    given = [f for f in STREAM_REFUSED if getattr(args, f"refused_{f[2:].replace('-', '_')}") is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: pool options ('pickwise run'); 'pickwise stream' takes --selector, "
+                         "--budget or --q, --segment, --order and --initial")
     if args.budget is None and args.q is None:
         raise ValueError("give --budget (labels to take) or --q (a fixed query rate)")
     ds = _load(args)
+    model = _model_name(args, ds)
     x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
     selector = make_stream_selector(args.selector, q=args.q)
     make_model = model_factory(
-        args.model, n_features=x_train.shape[1], n_classes=ds.n_classes, hidden=args.hidden,
+        model, n_features=_n_features(x_train), n_classes=ds.n_classes, hidden=args.hidden,
         dropout=args.dropout, epochs=args.epochs, lr=args.lr,
     )
-    config = {key: getattr(args, key) for key in RUN_CONFIG_KEYS + STREAM_CONFIG_KEYS}
+    config = {key: getattr(args, key) for key in STREAM_CONFIG_KEYS} | _data_config(args) | {"model": model}
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"stream_{args.dataset}_{args.selector}_{args.order}_seed{args.seed}_{tag}"
+    stem = f"stream_{_data_label(args)}_{args.selector}_{args.order}_seed{args.seed}_{tag}"
     path = out / f"{stem}.jsonl"
     done = [SegmentRecord.from_dict(r) for r in read_jsonl(path, repair=True)]
     writer = RecordWriter(path)
@@ -148,7 +220,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     png = out / f"{stem}.png"
     learning_curves(
         {args.selector: [([r.n_labels for r in recs], [r.metrics["accuracy"] for r in recs])]},
-        png, title=f"{args.dataset} stream ({args.order}), window {args.segment}",
+        png, title=f"{_data_label(args)} stream ({args.order}), window {args.segment}",
     )
     queried = sum(r.queries for r in recs)
     seen = recs[-1].items_seen if recs else 0
@@ -165,9 +237,9 @@ def _segment_row(r: Any) -> str:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    """Select from precomputed outputs; writes rank, absolute index and score (where the strategy has one)."""
+    """Select from precomputed outputs; writes rank, absolute index, id and score (see :func:`_choose`)."""
     from .pool import Pool
-    from .precomputed import Precomputed, load_npy
+    from .precomputed import Precomputed, load_npy, read_ids, resolve_refs
     from .progress import progress_bars
 
     model = Precomputed(probs=load_npy(args.probs), embeddings=load_npy(args.embeddings), mc_probs=load_npy(args.mc_probs))
@@ -176,20 +248,34 @@ def cmd_select(args: argparse.Namespace) -> int:
     labeled = load_npy(args.labeled, mmap=False) if args.labeled else np.empty(0, dtype=np.int64)
     if labeled.ndim != 1 or (labeled.size and labeled.dtype.kind not in "iu"):
         raise ValueError(f"--labeled must hold a 1-D array of integer indices; got shape {labeled.shape}, dtype {labeled.dtype}")
+    if labeled.size and (labeled.min() < 0 or labeled.max() >= model.n):
+        raise ValueError(f"--labeled holds indices outside 0 .. {model.n - 1}: {labeled[(labeled < 0) | (labeled >= model.n)][:5].tolist()}")
+    ids = read_ids(args.ids) if args.ids else None
+    if ids is not None and len(ids) != model.n:
+        raise ValueError(f"--ids {args.ids} holds {len(ids)} ids but the outputs have {model.n} items")
+    taken = np.unique(labeled.astype(np.int64))
+    if args.exclude:
+        excluded = resolve_refs(read_ids(args.exclude), n=model.n, ids=ids, what=f"--exclude {args.exclude}")
+        taken = np.union1d(taken, excluded)
     # labels are unknown here: strategies that choose from outputs do not read them
-    pool = Pool.empty(model.n).label(labeled.astype(np.int64), np.zeros(labeled.shape[0], dtype=np.int64))
+    pool = Pool.empty(model.n).label(taken, np.zeros(taken.shape[0], dtype=np.int64))
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     with progress_bars(not args.no_progress):
         picks, picked_scores = _choose(strategy, model, pool, args.k, rng)
     wall = time.perf_counter() - t0
-    _write_picks(Path(args.out), picks, picked_scores)
+    _write_picks(Path(args.out), picks, picked_scores, ids)
     print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {args.out}")
     return 0
 
 
 def _choose(strategy: Any, model: Any, pool: Any, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(picks, value of each pick): the score for score-based strategies, else
+    :func:`pickwise.precomputed.natural_values` (NaN where a strategy has no per-item value)."""
+    import copy
+
     from ._validation import check_k
+    from .precomputed import natural_values
     from .protocols import ScoreBased
     from .select.topk import top_k
 
@@ -199,33 +285,111 @@ def _choose(strategy: Any, model: Any, pool: Any, k: int, rng: np.random.Generat
         scores = np.asarray(strategy.scores(model, model.x, unl, rng=rng))
         pos = top_k(scores, k, rng=rng)
         return unl[pos], scores[pos]
+    before = copy.deepcopy(rng)
     picks = np.asarray(strategy.select(model, model.x, pool, k, rng=rng))
-    return picks, np.full(picks.shape[0], np.nan)
+    return picks, natural_values(strategy, model, model.x, pool, picks, rng=before)
 
 
-def _write_picks(out: Path, picks: np.ndarray, picked_scores: np.ndarray) -> None:
+def _write_picks(out: Path, picks: np.ndarray, picked_scores: np.ndarray, ids: list[str] | None = None) -> None:
+    import csv
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".part")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("rank,index,score\n")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["rank", "index", "id", "score"])
         for rank, (i, sc) in enumerate(zip(picks.tolist(), picked_scores.tolist())):
-            f.write(f"{rank},{i},{'' if np.isnan(sc) else repr(sc)}\n")
+            w.writerow([rank, i, i if ids is None else ids[i], "" if np.isnan(sc) else repr(sc)])
     tmp.replace(out)
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from .data import load
+_FILE_OPTIONS = ("labels", "label_column", "text_column", "image_size")
 
-    ds = load(args.dataset, root=args.data_root)
+
+def _data_path(args: argparse.Namespace) -> str | None:
+    """The user's data file or folder (--data, or --dataset given a path); None for a built-in set."""
+    from .data import is_data_path
+
+    if args.data is not None:
+        if args.dataset is not None:
+            raise ValueError(f"give --data or --dataset, not both (got --data {args.data!r} and --dataset {args.dataset!r})")
+        return args.data
+    if args.dataset is not None and is_data_path(args.dataset):
+        return args.dataset
+    return None
+
+
+def _data_label(args: argparse.Namespace) -> str:
+    """The dataset's name in file names: the built-in name, or the data file's stem."""
+    path = _data_path(args)
+    if path is None:
+        return args.dataset or "digits"
+    return Path(path).stem or Path(path).resolve().name
+
+
+def _data_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The data settings that go into the records' header, beyond ``dataset`` (only those in use,
+    so records of built-in sets written before these options existed still resume)."""
+    path = _data_path(args)
+    cfg: dict[str, Any] = {"dataset": _data_label(args)}
+    if path is not None:
+        cfg["data"] = str(Path(path).resolve())
+    for key in (*_FILE_OPTIONS, "test_size", "split_seed"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    return cfg
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .data import load, load_file
+
+    path = _data_path(args)
+    split = {"seed": args.split_seed or 0} | ({"test_size": args.test_size} if args.test_size is not None else {})
+    if path is not None:
+        ds = load_file(path, labels=args.labels, label_column=args.label_column, text_column=args.text_column,
+                       image_size=args.image_size, **split)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in _FILE_OPTIONS if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to your own data (--data PATH); "
+                             f"got the built-in dataset {args.dataset or 'digits'!r}")
+        name = args.dataset or "digits"
+        if name in ("mnist", "fashion-mnist", "fashion_mnist"):
+            if args.test_size is not None or args.split_seed is not None:
+                raise ValueError(f"{name} has an official test set; --test-size and --split-seed do not apply")
+            split = {}
+        elif args.test_size is None and args.split_seed is None:
+            split = {}  # the loader's own defaults (0.2, seed 0)
+        ds = load(name, root=args.data_root, **split)
     if args.max_train is not None:
         from dataclasses import replace
 
-        ds = replace(ds, x_train=ds.x_train[: args.max_train], y_train=ds.y_train[: args.max_train])
+        from .utils import take
+
+        keep = np.arange(min(args.max_train, len(ds.y_train)))
+        ds = replace(ds, x_train=take(ds.x_train, keep), y_train=ds.y_train[keep])
     return ds
 
 
 def _flat(x: Any) -> Any:
     return x.reshape(len(x), -1) if isinstance(x, np.ndarray) and x.ndim > 2 else x
+
+
+def _n_features(x: Any) -> int | None:
+    return int(x.shape[1]) if isinstance(x, np.ndarray) else None
+
+
+def _model_name(args: argparse.Namespace, ds: Any) -> str:
+    """--model, defaulting to mlp for numeric data and tfidf for texts; a mismatch is an error."""
+    text = not isinstance(ds.x_train, np.ndarray)
+    model = args.model or ("tfidf" if text else "mlp")
+    if text and model not in TEXT_MODELS:
+        raise ValueError(f"the data holds raw text; model {model!r} needs numeric features: use --model "
+                         f"{' or '.join(TEXT_MODELS)}")
+    if not text and model in TEXT_MODELS:
+        raise ValueError(f"model {model!r} takes raw text, but the data is numeric (for a text column of a table "
+                         "name it with --text-column)")
+    return model
 
 
 RUN_CONFIG_KEYS = (
@@ -234,29 +398,55 @@ RUN_CONFIG_KEYS = (
 )
 
 
-STREAM_CONFIG_KEYS = ("selector", "budget", "q", "segment", "order", "seed")
+STREAM_CONFIG_KEYS = (
+    "dataset", "model", "hidden", "dropout", "epochs", "lr", "initial", "max_train",
+    "selector", "budget", "q", "segment", "order", "seed",
+)
 
 
-def _run_stem(args: argparse.Namespace, strategy_name: str, seed: int) -> str:
+def _run_stem(args: argparse.Namespace, strategy_name: str, seed: int, model: str | None = None) -> str:
     tag = strategy_name
     if args.subsample_alpha is not None:
         tag += f"-sub{args.subsample_alpha:g}"
     if args.trainer != "plain":
         tag += f"-{args.trainer}"
-    return f"{args.dataset}_{args.model}_{tag}_k{args.k}_seed{seed}"
+    return f"{_data_label(args)}_{model or args.model or 'mlp'}_{tag}_k{args.k}_seed{seed}"
+
+
+def _named_classes(ds: Any) -> tuple[str, ...] | None:
+    """The class names worth printing: None when they are just 0 .. K-1."""
+    names = ds.class_names
+    return None if names is None or list(names) == [str(i) for i in range(len(names))] else tuple(names)
+
+
+def _class_counts(labels: list[int], names: tuple[str, ...], top: int = 5) -> str:
+    from collections import Counter
+
+    counts = Counter(labels).most_common()
+    text = " ".join(f"{names[c]}×{m}" for c, m in counts[:top])
+    return text + (f" (+{len(counts) - top} classes)" if len(counts) > top else "")
+
+
+class _Records(list):
+    """The round records of one run, with the model name the run resolved (``--model`` or the default)."""
+
+    model: str = ""
 
 
 def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, *, progress: bool, echo: bool) -> list:
-    """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes)."""
+    """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes). Returns the
+    records (a list with a ``model`` attribute: the model name used)."""
     from .loop import initial_pool, pool_rounds
     from .metrics import holdout
 
     ds = _load(args)
+    model = _model_name(args, ds)
     x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
-    if not isinstance(x_train, np.ndarray):
-        raise ValueError(f"dataset {args.dataset!r} is not numeric; choose a numeric dataset for 'run'")
     if strategy_name in MC_STRATEGIES and args.dropout <= 0:
         raise ValueError(f"strategy {strategy_name!r} needs MC dropout; pass --dropout > 0 (got {args.dropout})")
+    if strategy_name in MC_STRATEGIES and model in ("logreg", *TEXT_MODELS):
+        raise ValueError(f"strategy {strategy_name!r} needs MC dropout, which model {model!r} has not; "
+                         "use a torch model (mlp, cnn)")
     strategy = wrap_subsample(
         make_strategy(strategy_name, n_draws=args.n_draws),
         args.subsample_alpha,
@@ -264,11 +454,11 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         weighting=args.subsample_weighting,
     )
     trainer = make_trainer(args.trainer, delta0=args.ceal_delta0, decay=args.ceal_decay)
-    if args.trainer == "joint-entropy" and args.model == "logreg":
-        raise ValueError("trainer 'joint-entropy' needs a torch model (mlp or cnn); got model 'logreg'")
+    if args.trainer == "joint-entropy" and model in ("logreg", *TEXT_MODELS):
+        raise ValueError(f"trainer 'joint-entropy' needs a torch model (mlp or cnn); got model {model!r}")
     make_model = model_factory(
-        args.model,
-        n_features=x_train.shape[1],
+        model,
+        n_features=_n_features(x_train),
         n_classes=ds.n_classes,
         hidden=args.hidden,
         dropout=args.dropout,
@@ -277,8 +467,11 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         entropy_weight=args.entropy_weight,
         committee=args.committee if strategy_name in COMMITTEE_STRATEGIES else None,
     )
-    pool = initial_pool(len(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
-    path = out / f"{_run_stem(args, strategy_name, seed)}.jsonl"
+    config = {key: getattr(args, key) for key in RUN_CONFIG_KEYS} | _data_config(args) | {"model": model}
+    if _data_path(args) is not None and ds.class_names is not None:
+        config["class_names"] = list(ds.class_names)  # label k of the records is class_names[k]
+    pool = initial_pool(n_items(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
+    path = out / f"{_run_stem(args, strategy_name, seed, model)}.jsonl"
     rounds = pool_rounds(
         make_model,
         strategy,
@@ -291,14 +484,17 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         rounds=args.rounds,
         records=path,
         trainer=trainer,
-        config={key: getattr(args, key) for key in RUN_CONFIG_KEYS},
+        config=config,
     )
     from tqdm import tqdm
 
+    names = _named_classes(ds)
     bar = tqdm(rounds, total=args.rounds + 1, desc=f"{strategy_name} seed {seed}", disable=not progress, unit="round")
     if echo:
-        tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8} {'scored':>8}")
-    recs = []
+        tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8} {'scored':>8}"
+                   + ("  new labels by class" if names else ""))
+    recs = _Records()
+    recs.model = model
     for rec in bar:
         recs.append(rec)
         acc = rec.metrics.get("accuracy", float("nan"))
@@ -307,6 +503,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
             tqdm.write(
                 f"{rec.round:>5} {rec.n_labeled:>8} {acc:>8.4f} {rec.metrics.get('macro_f1', float('nan')):>8.4f} "
                 f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f} {rec.n_scored:>8}"
+                + (f"  {_class_counts(rec.labels, names)}" if names and rec.labels else "")
             )
     return recs
 
@@ -316,13 +513,14 @@ def _curve(recs: list) -> tuple[list[int], list[float]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``pickwise run``: one pool simulation; the per-round table, JSON Lines records and a PNG."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recs = run_one(args, args.strategy, args.seed, out, progress=not args.no_progress, echo=True)
-    png = out / f"{_run_stem(args, args.strategy, args.seed)}.png"
+    png = out / f"{_run_stem(args, args.strategy, args.seed, recs.model)}.png"
     from .plots import learning_curves
 
-    learning_curves({args.strategy: [_curve(recs)]}, png, title=f"{args.dataset} / {args.model}")
+    learning_curves({args.strategy: [_curve(recs)]}, png, title=f"{_data_label(args)} / {recs.model}")
     print(f"records: {png.with_suffix('.jsonl')}\nfigure:  {png}")
     return 0
 
@@ -373,10 +571,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     learning_curves(
         {n: [_curve(r) for r in runs] for n, runs in results.items()},
         png,
-        title=f"{args.dataset}: {args.initial} initial + {args.rounds} rounds of {args.k}",
+        title=f"{_data_label(args)}: {args.initial} initial + {args.rounds} rounds of {args.k}",
     )
+    model = next((runs[0].model for runs in results.values() if runs), args.model)
     print(
-        f"\n{args.dataset}, {args.model}, {args.initial} initial labels + {args.rounds} rounds of {args.k}, "
+        f"\n{_data_label(args)}, {model}, {args.initial} initial labels + {args.rounds} rounds of {args.k}, "
         f"{args.seeds} seeds (mean ± standard error)"
     )
     print(f"{'strategy':<18} {'final labels':>12} {'final accuracy':>16} {'mean acc over curve':>20}")
@@ -396,10 +595,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select, **BENCH_COMMANDS}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select, **BENCH_COMMANDS, **PROJECT_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pickwise`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code (2 on a
+    usage error, with the message on stderr)."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

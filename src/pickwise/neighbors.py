@@ -52,6 +52,7 @@ class NeighborSearch(Protocol):
 
 
 def import_faiss() -> Any:
+    """The ``faiss`` module, or an ImportError with the install hint (``pip install 'pickwise[faiss]'``)."""
     try:
         import faiss
     except ImportError as err:  # pragma: no cover - exercised only without faiss

@@ -6,6 +6,10 @@ committee members' probabilities).
 on memory-mapped arrays, reading only the rows it asks for — one chunk at a time, since strategies
 score in chunks (docs/performance.md, "Pools of millions"). Rows come back as float64 whatever the
 stored type, so float32 files give the same scores as float64 ones holding the same values.
+
+:func:`read_ids`, :func:`resolve_refs` and :func:`natural_values` serve ``pickwise select``: your
+own item ids (or file names) in and out, items already sent out excluded, and a value for every
+chosen item.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_finite
+
+__all__ = ["Precomputed", "load_npy", "natural_values", "read_ids", "resolve_refs"]
 
 
 def _rows(name: str, arr: np.ndarray, idx: Any) -> np.ndarray:
@@ -80,24 +86,31 @@ class Precomputed:
         return np.arange(self.n)
 
     def fit(self, x: Any, y: Any, *, seed: int) -> Precomputed:
+        """Nothing to train: the outputs are fixed. Returns ``self``."""
         return self
 
     def predict_proba(self, idx: Any) -> np.ndarray:
+        """Rows ``idx`` of ``probs``, float64 of shape (len(idx), n_classes)."""
         return _rows("probs", self.probs, idx)
 
     def embed(self, idx: Any) -> np.ndarray:
+        """Rows ``idx`` of ``embeddings``, float64 of shape (len(idx), d)."""
         return _rows("embeddings", self.embeddings, idx)
 
     def grad_factors(self, idx: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(probs, embeddings) of rows ``idx``: the factors of the last-layer gradient embedding."""
         return self.predict_proba(idx), self.embed(idx)
 
     def predict_proba_mc(self, idx: Any, n_draws: int, *, seed: int) -> np.ndarray:
+        """The first ``n_draws`` MC draws of rows ``idx``, shape (n_draws, len(idx), n_classes);
+        ``seed`` is unused (the draws are fixed)."""
         if n_draws > self.mc_probs.shape[0]:
             raise ValueError(f"n_draws={n_draws} exceeds the {self.mc_probs.shape[0]} precomputed MC draws")
         idx = np.asarray(idx, dtype=np.int64)
         return check_finite("mc_probs", np.asarray(self.mc_probs[:n_draws, idx], dtype=np.float64))
 
     def predict_proba_members(self, idx: Any) -> np.ndarray:
+        """Committee members' probabilities of rows ``idx``, shape (n_members, len(idx), n_classes)."""
         idx = np.asarray(idx, dtype=np.int64)
         return check_finite("member_probs", np.asarray(self.member_probs[:, idx], dtype=np.float64))
 
@@ -110,3 +123,130 @@ def load_npy(path: str | Path | None, *, mmap: bool = True) -> np.ndarray | None
     if not p.exists():
         raise FileNotFoundError(f"no such file: {p}")
     return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """Item ids, one per row of the pool, from a file (or the file names of an image folder).
+
+    - ``.npy``: a 1-D array (integers or strings; no pickles); each value as str.
+    - ``.txt``: one id per line (blank lines skipped).
+    - ``.csv``: a header row; the column named ``id``, else the first column.
+    - a folder laid out as ``<folder>/<class name>/<file>``: the relative file names
+      (``"cat/001.png"``) in the order :func:`pickwise.data.load_image_folder` reads them.
+
+    Raises ``ValueError`` on a repeated id (naming it).
+    """
+    import csv
+
+    p = Path(path)
+    if p.is_dir():
+        from .data.loaders import image_folder_files
+
+        ids = image_folder_files(p)[0]
+    elif not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    elif p.suffix == ".npy":
+        arr = np.load(p, allow_pickle=False)
+        if arr.ndim != 1:
+            raise ValueError(f"{p} must hold a 1-D array of ids; got shape {arr.shape}")
+        ids = [str(v) for v in arr.tolist()]
+    elif p.suffix == ".txt":
+        ids = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif p.suffix == ".csv":
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+        if not rows:
+            raise ValueError(f"{p} is empty; expected a header row (a column named 'id', else the first column)")
+        col = rows[0].index("id") if "id" in rows[0] else 0
+        ids = [r[col].strip() for r in rows[1:]]
+    else:
+        raise ValueError(f"unsupported id file {str(p)!r}; use .npy, .txt, .csv or an image folder")
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{p}: id {i!r} appears more than once; ids must be unique")
+        seen.add(i)
+    return ids
+
+
+def resolve_refs(refs: list[str], *, n: int, ids: list[str] | None = None, what: str = "--exclude") -> np.ndarray:
+    """Absolute indices (sorted, unique, int64) of ``refs``: entries of ``ids`` when given, else
+    integer indices in ``0 .. n-1``. Raises ``ValueError`` naming the entries that match nothing."""
+    if ids is None:
+        out, bad = [], []
+        for r in refs:
+            try:
+                v = int(r)
+            except ValueError:
+                v = -1
+            if 0 <= v < n:
+                out.append(v)
+            else:
+                bad.append(r)
+        if bad:
+            raise ValueError(f"{what}: {len(bad)} entries are not indices in 0 .. {n - 1} (give --ids to refer to "
+                             f"items by id): {bad[:5]}{' ...' if len(bad) > 5 else ''}")
+        return np.unique(np.asarray(out, dtype=np.int64))
+    where = {v: i for i, v in enumerate(ids)}
+    unknown = [r for r in refs if r not in where]
+    if unknown:
+        raise ValueError(f"{what}: {len(unknown)} entries are not among the {len(ids)} ids: "
+                         f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+    return np.unique(np.asarray([where[r] for r in refs], dtype=np.int64))
+
+
+def natural_values(strategy: Any, model: Any, x: Any, pool: Any, picks: np.ndarray, *,
+                   rng: np.random.Generator) -> np.ndarray:
+    """A value for each chosen item of a strategy without a per-item score; NaN where it has none.
+
+    ``rng`` must be in the state ``strategy.select`` started from (a copy taken before it ran).
+
+    - ``StochasticBatch``: the inner strategy's score that the item was sampled by (recomputed
+      over the same unlabelled items from ``rng``, so exactly the one used).
+    - ``DBAL``: the item's informativeness score (``strategy.score``, margin by default).
+    - ``BADGE``: D², the squared distance in gradient-embedding space to the nearest earlier pick
+      when it was picked (k-means++'s sampling weight); the first pick: its squared norm.
+    - ``CoreSet``: the Euclidean distance to the nearest labelled item or earlier pick when it was
+      picked (the k-center radius it closed); NaN for a first pick with nothing labelled.
+    - anything else (Random, BatchBALD, BAIT, ALBL, ...): NaN.
+
+    Returns float64 of shape (len(picks),).
+    """
+    from .embeddings import GradEmbedding
+    from .select.kcenter import min_sq_distances
+    from .strategies import BADGE, DBAL, CoreSet, StochasticBatch
+    from .strategies._base import gather_embeddings, proba_scores, resolve_score
+
+    picks = np.asarray(picks, dtype=np.int64)
+    out = np.full(picks.shape[0], np.nan)
+    if isinstance(strategy, StochasticBatch):
+        unl = pool.unlabeled
+        s = np.asarray(strategy.inner.scores(model, x, unl, rng=rng), dtype=np.float64)
+        return s[np.searchsorted(unl, picks)]
+    if isinstance(strategy, DBAL):
+        return proba_scores(model, x, picks, resolve_score(strategy.score), strategy.chunk_size)
+    if isinstance(strategy, BADGE):
+        e = strategy.embedding(model, x, picks)
+        a, h = np.asarray(e.a, dtype=np.float64), np.asarray(e.h, dtype=np.float64)
+        sq = GradEmbedding(a, h).sq_norms()
+        out[:1] = sq[:1]
+        for start in range(1, picks.shape[0], 256):
+            rows = slice(start, min(start + 256, picks.shape[0]))
+            # ‖g_j − g_i‖² = ‖g_j‖² + ‖g_i‖² − 2 (a_j·a_i)(h_j·h_i), for i < j only
+            d2 = sq[rows, None] + sq[None, : rows.stop] - 2 * (a[rows] @ a[: rows.stop].T) * (h[rows] @ h[: rows.stop].T)
+            earlier = np.arange(rows.stop)[None, :] < np.arange(rows.start, rows.stop)[:, None]
+            out[rows] = np.maximum(np.where(earlier, d2, np.inf).min(axis=1), 0.0)
+        return out
+    if isinstance(strategy, CoreSet):
+        emb = gather_embeddings(model, x, picks, strategy.chunk_size)
+        to_lab = np.full(picks.shape[0], np.inf)
+        if pool.n_labeled:
+            lab = gather_embeddings(model, x, pool.labeled, strategy.chunk_size)
+            to_lab = min_sq_distances(emb, lab)
+        for j in range(picks.shape[0]):
+            d2 = to_lab[j]
+            if j:
+                d2 = min(d2, float(np.min(np.sum((emb[:j] - emb[j]) ** 2, axis=1))))
+            out[j] = np.sqrt(d2) if np.isfinite(d2) else np.nan
+        return out
+    return out

@@ -1,5 +1,6 @@
-"""Dataset loaders: scikit-learn digits, IDX (MNIST, Fashion-MNIST), PMLB tables, SMS text, and
-generic ``.npy`` / ``.csv`` / ``.parquet`` arrays.
+"""Dataset loaders: scikit-learn digits, IDX (MNIST, Fashion-MNIST), PMLB tables, SMS text,
+generic ``.npy`` / ``.csv`` / ``.parquet`` arrays, and your own labelled files (:func:`load_file`:
+tables with numeric or text features, ``.npy`` pairs, image folders).
 
 Every loader returns a :class:`Dataset` with integer labels ``0..n_classes-1``. Sets without an
 official test split (digits, PMLB, SMS) are split here by :func:`stratified_split`, which depends
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 import re
 import struct
@@ -29,8 +31,9 @@ from ..utils import n_items, take
 from .sources import PMLB_NAMES, SOURCES, data_root, folder_name
 
 __all__ = [
-    "DATASETS", "Dataset", "load", "load_arrays", "load_digits", "load_fashion_mnist", "load_mnist",
-    "load_pmlb", "load_sms_spam", "make_dataset", "read_idx", "stratified_split", "text_features",
+    "DATASETS", "FILE_SUFFIXES", "IMAGE_SUFFIXES", "Dataset", "image_folder_files", "is_data_path", "load", "load_arrays",
+    "load_digits", "load_fashion_mnist", "load_file", "load_image_folder", "load_mnist", "load_pmlb",
+    "load_sms_spam", "make_dataset", "read_idx", "read_table", "stratified_split", "text_features",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -237,8 +240,9 @@ def _load_idx_set(name: str, root: PathLike | None, flatten: bool, normalize: bo
 def load_mnist(root: PathLike | None = None, *, flatten: bool = True, normalize: bool = True) -> Dataset:
     """MNIST from the four official IDX ``.gz`` files in ``<root>/mnist/`` (official split 60000/10000).
 
-    ``flatten`` gives shape (n, 784), else (n, 1, 28, 28). ``normalize`` gives float32 in
-    [0, 1], else the raw uint8 pixels.
+    ``flatten`` gives shape (n, 784); ``flatten=False`` keeps the images as images, shape
+    (n, 1, 28, 28) (channels first, for a CNN: ``load("mnist", flatten=False)``). ``normalize``
+    gives float32 in [0, 1], else the raw uint8 pixels.
     """
     return _load_idx_set("mnist", root, flatten, normalize, tuple(str(d) for d in range(10)))
 
@@ -249,7 +253,8 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 def load_fashion_mnist(root: PathLike | None = None, *, flatten: bool = True,
                        normalize: bool = True) -> Dataset:
-    """Fashion-MNIST from ``<root>/fashion-mnist/``; same layout and options as :func:`load_mnist`."""
+    """Fashion-MNIST from ``<root>/fashion-mnist/``; same layout and options as :func:`load_mnist`
+    (``flatten=False`` gives images of shape (n, 1, 28, 28)); ``class_names`` are Zalando's."""
     return _load_idx_set("fashion-mnist", root, flatten, normalize, FASHION_CLASSES)
 
 
@@ -437,6 +442,230 @@ def load_arrays(x_path: PathLike, y_path: PathLike | None = None, *, mmap: bool 
     return x, y
 
 
+# ---------------------------------------------------------------- your own labelled files
+
+#: Suffixes :func:`load_file` reads (besides a folder of images).
+FILE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".jsonl", ".npy")
+#: Image files :func:`load_image_folder` reads (case-insensitive); other files are an error.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_table(path: PathLike) -> dict[str, list[Any]]:
+    """The columns of a ``.csv`` (header row; quoted cells may hold commas and newlines),
+    ``.parquet`` (needs ``pickwise[data]``) or ``.jsonl`` (one JSON object per line) file.
+
+    Returns column name → list of cell values in row order (CSV cells are str; a missing CSV cell
+    is ``""``, a missing JSON key or a null is ``None``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found")
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or not rows[0]:
+            raise ValueError(f"{path} is empty; expected a header row")
+        header = rows[0]
+        if len(set(header)) != len(header):
+            raise ValueError(f"{path}: repeated column names in the header {header}")
+        body = [r for r in rows[1:] if r]
+        for lineno, r in enumerate(body, start=2):
+            if len(r) != len(header):
+                raise ValueError(f"{path}: row {lineno} has {len(r)} cells but the header has {len(header)}")
+        return {c: [r[i] for r in body] for i, c in enumerate(header)}
+    if path.suffix == ".parquet":
+        columns, frame = _read_parquet(path)
+        return {c: frame.iloc[:, i].tolist() for i, c in enumerate(columns)}
+    if path.suffix == ".jsonl":
+        records: list[dict[str, Any]] = []
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}:{lineno}: expected a JSON object per line; got {type(obj).__name__}")
+                records.append(obj)
+        names: dict[str, None] = {}
+        for obj in records:
+            names.update(dict.fromkeys(obj))
+        return {c: [obj.get(c) for obj in records] for c in names}
+    raise ValueError(f"unsupported table type {path.suffix!r} for {path}; use .csv, .parquet or .jsonl")
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v)
+
+
+def _numeric_column(name: str, values: list[Any]) -> np.ndarray | None:
+    """float64 values, or None when some present cell is not a number; missing cells raise."""
+    out = np.empty(len(values))
+    gaps = []
+    for i, v in enumerate(values):
+        if _missing(v):
+            gaps.append(i)
+            continue
+        if isinstance(v, (list, dict)):
+            return None
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            return None
+    if gaps:
+        raise ValueError(f"column {name!r} has missing values in data rows {gaps[:5]}"
+                         f"{' ...' if len(gaps) > 5 else ''}; fill or drop them")
+    return out
+
+
+def image_folder_files(folder: PathLike) -> tuple[list[str], list[str]]:
+    """The images of ``<folder>/<class name>/<file>``, in the order :func:`load_image_folder` reads them.
+
+    Returns ``(files, class_names)``: paths relative to ``folder`` (``"cat/001.png"``), classes in
+    sorted order and files sorted within each class; ``class_names`` sorted. Hidden entries
+    (starting with ``.``) are skipped; any other file that is not an image raises.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} not found")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{folder} has no class sub-folders; expected <folder>/<class name>/<image file>")
+    files: list[str] = []
+    for c in classes:
+        members = sorted(p for p in (folder / c).iterdir() if not p.name.startswith("."))
+        for p in members:
+            if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{p} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+        if not members:
+            raise ValueError(f"class folder {folder / c} holds no images")
+        files.extend(f"{c}/{p.name}" for p in members)
+    return files, classes
+
+
+def load_image_folder(folder: PathLike, *, image_size: int | tuple[int, int] | None = None,
+                      test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Images laid out as ``<folder>/<class name>/<file>`` as a :class:`Dataset` of images.
+
+    Pixels are float32 in [0, 1], channels first: shape (n, 1, H, W) when every image is
+    greyscale, else (n, 3, H, W) (RGB; transparency dropped). All images must share one size
+    unless ``image_size`` (an int for a square, or (height, width)) resizes them (bilinear).
+    Class names are the sub-folder names in sorted order (label k is ``class_names[k]``).
+    Needs Pillow (``pip install pillow``).
+    """
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise ImportError("reading image folders needs Pillow: pip install pillow") from exc
+    folder = Path(folder)
+    files, classes = image_folder_files(folder)
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
+        raise ValueError(f"image_size must be a positive int or (height, width); got {image_size!r}")
+    images = []
+    for f in files:
+        with Image.open(folder / f) as im:
+            im.load()
+            images.append(im)
+    grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
+    size = (image_size[1], image_size[0]) if image_size is not None else images[0].size  # PIL: (w, h)
+    pixels = []
+    for f, im in zip(files, images):
+        im = im.convert("L" if grey else "RGB")
+        if im.size != size:
+            if image_size is None:
+                raise ValueError(f"images differ in size: {files[0]} is {size[0]}×{size[1]} but {f} is "
+                                 f"{im.size[0]}×{im.size[1]} (width×height); pass image_size (--image-size)")
+            im = im.resize(size, Image.BILINEAR)
+        a = np.asarray(im, dtype=np.float32) / 255.0
+        pixels.append(a[None] if grey else a.transpose(2, 0, 1))
+    x = np.stack(pixels)
+    y = np.array([f.split("/", 1)[0] for f in files])
+    return make_dataset(x, y, name=folder.name, test_size=test_size, seed=seed)
+
+
+def load_file(path: PathLike, *, labels: PathLike | None = None, label_column: str | None = None,
+              text_column: str | None = None, test_size: float = 0.2, seed: int = 0,
+              image_size: int | tuple[int, int] | None = None) -> Dataset:
+    """Your own labelled data as a :class:`Dataset`, split by :func:`stratified_split`.
+
+    - A table (``.csv``, ``.parquet``, ``.jsonl``): the label column is ``label_column``, else a
+      column named ``"label"``, else the last column. With ``text_column`` the features are that
+      column's raw texts (a list of str; other columns are ignored); else, when exactly one other
+      column is not numeric it is taken as the text column; else every other column must be
+      numeric and the features are float32 of shape (n, columns).
+    - ``.npy``: features of shape (n, ...) (kept as stored; no pickles) with ``labels`` a ``.npy``
+      of shape (n,), or a ``.csv``/``.parquet`` table whose label column is picked as above.
+    - A folder: images as ``<folder>/<class name>/<file>`` (:func:`load_image_folder`).
+
+    Labels may be strings or numbers. Classes are numbered in **sorted order** of the label values
+    (numerically when every label is a number, else as strings): label k is ``class_names[k]``,
+    the same order on every run whatever the row order. ``test_size`` of the rows (stratified,
+    seeded by ``seed``) form the test part.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return load_image_folder(path, image_size=image_size, test_size=test_size, seed=seed)
+    if path.suffix not in FILE_SUFFIXES:
+        raise ValueError(f"unsupported data file {str(path)!r}; use one of {FILE_SUFFIXES} or an image folder "
+                         "laid out as <folder>/<class name>/<file>")
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found")
+    if path.suffix == ".npy":
+        if labels is None:
+            raise ValueError(f"{path} holds features only; give the labels too (labels= / --labels y.npy)")
+        x, y = load_arrays(path, labels, mmap=False, label_column=label_column)
+        assert y is not None
+        return make_dataset(x, y, name=path.stem, test_size=test_size, seed=seed)
+    if labels is not None:
+        raise ValueError(f"labels= is for .npy features; {path.name} holds its labels in a column")
+    table = read_table(path)
+    columns = list(table)
+    if label_column is not None and label_column not in table:
+        raise ValueError(f"label column {label_column!r} not in {path}; columns are {columns}")
+    label = label_column if label_column is not None else ("label" if "label" in table else columns[-1])
+    raw_y = table[label]
+    gaps = [i for i, v in enumerate(raw_y) if _missing(v)]
+    if gaps:
+        raise ValueError(f"label column {label!r} of {path} is empty in data rows {gaps[:5]}")
+    numeric_y = _numeric_column(label, raw_y)
+    y = _as_labels(numeric_y) if numeric_y is not None else np.array([str(v) for v in raw_y])
+    features = [c for c in columns if c != label]
+    if text_column is None:
+        if not features:
+            raise ValueError(f"{path} has only the label column {label!r}; no features")
+        numeric = {c: _numeric_column(c, table[c]) for c in features}
+        text_like = [c for c, v in numeric.items() if v is None]
+        if len(text_like) > 1:
+            raise ValueError(f"columns {text_like} of {path} are not numeric; name the one text column with "
+                             f"text_column (--text-column) or encode them as numbers")
+        if not text_like:
+            x = np.stack([numeric[c] for c in features], axis=1).astype(np.float32)
+            return make_dataset(x, y, name=path.stem, test_size=test_size, seed=seed, feature_names=features)
+        text_column = text_like[0]
+    if text_column not in table or text_column == label:
+        raise ValueError(f"text column {text_column!r} not among the feature columns {features} of {path}")
+    texts = table[text_column]
+    bad = [i for i, v in enumerate(texts) if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"text column {text_column!r} holds a non-text value in data row {bad[0]}: "
+                         f"{texts[bad[0]]!r}")
+    return make_dataset(list(texts), y, name=path.stem, test_size=test_size, seed=seed,
+                        feature_names=(text_column,))
+
+
+def is_data_path(name: Any) -> bool:
+    """Whether ``name`` names a file or folder of your own data rather than a built-in dataset."""
+    if isinstance(name, os.PathLike):
+        return True
+    if not isinstance(name, str):
+        return False
+    return Path(name).suffix in FILE_SUFFIXES or os.sep in name or "/" in name or Path(name).is_dir()
+
+
 # ---------------------------------------------------------------- the one name table
 
 def _load_digits_entry(root: PathLike | None = None, **kw: Any) -> Dataset:
@@ -455,9 +684,17 @@ _TABLE: MappingProxyType[str, Callable[..., Dataset]] = MappingProxyType({
 DATASETS: tuple[str, ...] = tuple(_TABLE)
 
 
-def load(name: str, root: PathLike | None = None, **kw: Any) -> Dataset:
-    """Load a dataset by name; ``kw`` go to its loader (e.g. ``seed=``, ``flatten=``)."""
+def load(name: str | os.PathLike[str], root: PathLike | None = None, **kw: Any) -> Dataset:
+    """Load a dataset by name; ``kw`` go to its loader (e.g. ``seed=``, ``flatten=``).
+
+    A path (a ``.csv``/``.parquet``/``.jsonl``/``.npy`` file or an image folder) is read by
+    :func:`load_file` instead (``root`` is then unused): ``load("my.csv", label_column="y")``.
+    ``load("mnist", flatten=False)`` keeps MNIST's images as images, shape (n, 1, 28, 28).
+    """
+    if is_data_path(name):
+        return load_file(name, **kw)
     canonical = folder_name(name) if isinstance(name, str) else name
     if canonical not in _TABLE:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}, or give a path to your own "
+                         f"data (a .csv/.parquet/.jsonl/.npy file or an image folder; --data on the command line)")
     return _TABLE[canonical](root, **kw)

@@ -1,4 +1,9 @@
-"""Pool strategies: small frozen dataclasses built from scores and selection algorithms."""
+"""Pool strategies: small frozen dataclasses built from scores and selection algorithms.
+
+Each class is also exported from ``pickwise``; :data:`pickwise.catalog.STRATEGY_TABLE` maps the
+command-line names to them (``badge`` → :class:`BADGE`, ``margin`` →
+``Uncertainty(score="margin")``, ...). None of these modules imports torch.
+"""
 
 from ..committee import QBC, Committee
 from .albl import ALBL

@@ -1,0 +1,8 @@
+"""``python -m pickwise ...`` runs the ``pickwise`` command (:func:`pickwise.cli.main`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
