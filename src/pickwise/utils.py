@@ -22,6 +22,8 @@ def take(x: Any, indices: np.ndarray) -> Any:
     items = [x[int(i)] for i in idx]
     if items and isinstance(items[0], str):
         return items
+    if items and isinstance(items[0], tuple):  # (x, y, ...) items of a torch-style Dataset: the inputs
+        items = [it[0] for it in items]
     return np.stack([np.asarray(it) for it in items]) if items else np.empty((0,))
 
 

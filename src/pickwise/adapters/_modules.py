@@ -1,16 +1,27 @@
-"""Inspecting and instrumenting an ``nn.Module`` for TorchClassifier: head, dropout masks, seeded RNG."""
+"""Helpers of TorchClassifier: inspecting and instrumenting an ``nn.Module`` (head, dropout masks,
+seeded RNG) and reading its inputs (arrays, map-style ``Dataset``s, ``DataLoader``s).
+
+Inputs
+------
+* numpy / memory-mapped arrays and other row sequences are indexed with :func:`pickwise.utils.take`;
+* a map-style ``torch.utils.data.Dataset`` is read item by item; an item that is a tuple or list is
+  ``(x, y, ...)`` (``y`` is the label, later fields are ignored), anything else is ``x`` alone;
+  tensors and arrays are both accepted;
+* a ``DataLoader`` is iterated as it is; its batches are ``x`` or ``(x, y, ...)`` like the items.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..utils import derive_seed
+from ..utils import derive_seed, n_items, take
 
 _CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 _UNSUPPORTED_DROPOUT = (nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -132,3 +143,94 @@ def softmax64(logits: torch.Tensor) -> torch.Tensor:
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A float64 numpy copy of ``t``."""
     return t.detach().to("cpu", torch.float64).numpy()
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def is_loader(x: Any) -> bool:
+    """A ``torch.utils.data.DataLoader``."""
+    return isinstance(x, torch.utils.data.DataLoader)
+
+
+def is_dataset(x: Any) -> bool:
+    """A map-style torch ``Dataset`` (items addressed by integer index)."""
+    return isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.utils.data.IterableDataset)
+
+
+def split_item(item: Any, what: str = "item") -> tuple[Any, Any]:
+    """``(x, y)`` of a dataset item or a loader batch: a tuple/list is ``(x, y, ...)``, else ``(item, None)``."""
+    if isinstance(item, (tuple, list)):
+        if not item:
+            raise ValueError(f"a dataset {what} is an empty {type(item).__name__}; expected x or (x, y)")
+        return item[0], (item[1] if len(item) > 1 else None)
+    if isinstance(item, dict):
+        raise ValueError(f"dataset {what}s must be x or (x, y); got a dict with keys {sorted(item)[:5]}")
+    return item, None
+
+
+def as_numpy(v: Any) -> np.ndarray:
+    """A numpy view (or copy) of a tensor, array or nested sequence."""
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def n_rows(x: Any) -> int:
+    """Number of items of an input; a ``DataLoader`` counts the items it yields, not its batches."""
+    if is_loader(x):
+        return scoring_loader_size(x)
+    return n_items(x)
+
+
+def fetch_rows(x: Any, idx: np.ndarray) -> tuple[Any, np.ndarray | None]:
+    """(rows ``idx`` of ``x``, their labels when the items carry them, else None).
+
+    Arrays are fancy-indexed, datasets read item by item (so only these rows are ever loaded).
+    """
+    if isinstance(x, np.ndarray):
+        return x[idx], None
+    if not is_dataset(x):
+        return take(x, idx), None
+    pairs = [split_item(x[int(i)]) for i in idx]
+    if not pairs:
+        return np.empty((0,)), None
+    rows = np.stack([as_numpy(p[0]) for p in pairs])
+    if any(p[1] is None for p in pairs):
+        return rows, None
+    return rows, np.asarray([as_numpy(p[1]) for p in pairs])
+
+
+_RANDOM_SAMPLERS = (
+    torch.utils.data.RandomSampler,
+    torch.utils.data.SubsetRandomSampler,
+    torch.utils.data.WeightedRandomSampler,
+)
+
+
+def scoring_loader_size(loader: Any) -> int:
+    """Items a ``DataLoader`` yields in order, or a ValueError when it cannot be scored item by item."""
+    if isinstance(loader.dataset, torch.utils.data.IterableDataset):
+        raise ValueError("scoring needs a DataLoader over a map-style Dataset; got an IterableDataset")
+    batch_sampler = loader.batch_sampler
+    if batch_sampler is None:
+        raise ValueError("scoring needs a DataLoader that yields batches; got one with batch_size=None")
+    samplers = (loader.sampler, getattr(batch_sampler, "sampler", None))
+    if any(isinstance(s, _RANDOM_SAMPLERS) for s in samplers):
+        kind = next(type(s).__name__ for s in samplers if isinstance(s, _RANDOM_SAMPLERS))
+        raise ValueError(
+            f"scoring needs a DataLoader that yields items in order, but this one shuffles ({kind}); "
+            "build it with shuffle=False, or pass the Dataset itself"
+        )
+    if getattr(batch_sampler, "drop_last", False):
+        raise ValueError("scoring needs every item; got a DataLoader with drop_last=True")
+    if loader.batch_size is not None:
+        return len(loader.sampler)
+    return sum(len(b) for b in batch_sampler)
+
+
+def loader_batches(loader: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(x rows, labels or None) of each batch of ``loader``, as numpy arrays."""
+    for batch in loader:
+        xb, yb = split_item(batch, "batch")
+        yield as_numpy(xb), (None if yb is None else as_numpy(yb))

@@ -56,7 +56,8 @@ def small_cnn(
     """Two 3×3 conv blocks (Conv → ReLU → MaxPool 2) → Flatten → Linear → ReLU → Dropout → Linear head.
 
     Input of shape (n, in_channels, image_size, image_size) (TorchClassifier adds the channel axis
-    to (n, H, W) input); output logits of shape (n, n_classes); penultimate width ``hidden``. The
+    to (n, H, W) input; flat rows need ``TorchClassifier(..., input_shape=(in_channels, image_size,
+    image_size))``); output logits of shape (n, n_classes); penultimate width ``hidden``. The
     only dropout sits right before the head, so MC dropout runs the convolutions once per chunk.
     """
     check_positive_int("in_channels", in_channels)
