@@ -167,8 +167,6 @@ def cmd_label(args: argparse.Namespace) -> int:
         from .web import serve
     except ImportError as e:
         raise ValueError(f"the labelling page needs fastapi and uvicorn: pip install 'pickwise[label]' ({e})") from None
-    if args.host not in ("127.0.0.1", "localhost"):
-        print(f"warning: serving on {args.host}: anyone who can reach it and has the link can label", file=sys.stderr)
     serve(args.dir, host=args.host, port=args.port, annotator=args.annotator)
     return 0
 
