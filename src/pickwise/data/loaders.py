@@ -79,6 +79,25 @@ class Dataset:
         if self.class_names is not None and len(self.class_names) != self.n_classes:
             raise ValueError(f"class_names has {len(self.class_names)} entries for {self.n_classes} classes")
 
+    def subset(self, *, train: int | None = None, test: int | None = None) -> Dataset:
+        """The first ``train`` training and ``test`` test items (all of a split when None).
+
+        The loaders' splits are shuffled and stratified, so the first rows are a random sample of each.
+        """
+        from dataclasses import replace
+
+        def first(name: str, m: int | None, x: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
+            if m is None:
+                return x, y
+            if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+                raise ValueError(f"subset {name} must be a positive integer; got {m!r}")
+            m = min(int(m), len(y))
+            return (x[:m] if hasattr(x, "shape") or isinstance(x, list) else take(x, np.arange(m))), y[:m]
+
+        xtr, ytr = first("train", train, self.x_train, self.y_train)
+        xte, yte = first("test", test, self.x_test, self.y_test)
+        return replace(self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
     def __repr__(self) -> str:
         def shape(x: Any) -> str:
             return str(tuple(x.shape)) if hasattr(x, "shape") else f"({len(x)} texts)"
