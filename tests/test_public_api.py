@@ -14,7 +14,7 @@ from pickwise.scores import margin
 # a docstring (reported to its owner)
 PUBLIC_MODULES = [
     "pickwise", "pickwise.strategies", "pickwise.adapters", "pickwise.stream", "pickwise.select", "pickwise.data",
-    "pickwise.scores", "pickwise.catalog", "pickwise.precomputed", "pickwise.neighbors",
+    "pickwise.scores", "pickwise.catalog", "pickwise.precomputed", "pickwise.neighbors", "pickwise.encoders",
 ]
 
 
