@@ -6,6 +6,7 @@ import csv
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -96,6 +97,9 @@ def test_whole_loop_second_round_trains_on_exactly_the_imported_labels(sms: tupl
     scores = pq.read_table(r2.scores_path).to_pydict()
     assert len(scores["item_id"]) == 400 and sum(r >= 0 for r in scores["rank"]) == 30
     assert set(scores["predicted"]) <= {"ham", "spam"} and all(0.5 <= m <= 1 for m in scores["max_prob"])
+    # BADGE has no per-item score: each chosen item carries the D² it was picked by (positive, finite)
+    picked = [s for s, r in zip(scores["score"], scores["rank"]) if r >= 0]
+    assert all(math.isfinite(v) and v > 0 for v in picked)
     assert r2.model_version == f"pickwise-r2-{sha[:6]}"
     # status and export
     st = p.status()

@@ -200,6 +200,12 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
     chosen = np.asarray(strategy.select(model, x, pool, k, rng=derive_rng(seed, rid, 1)), dtype=np.int64)
     if hasattr(strategy, "scores") and candidates.size:
         score[candidates] = np.asarray(strategy.scores(model, x, candidates, rng=derive_rng(seed, rid, 2)))
+    elif chosen.size:
+        # no per-item score (BADGE, core-set, ...): the value each chosen item was picked by (BADGE's D²,
+        # core-set's radius; NaN where a strategy has none), from the rng state select started from
+        from ..precomputed import natural_values
+
+        score[chosen] = natural_values(strategy, model, x, pool, chosen, rng=derive_rng(seed, rid, 1))
     probs = model.predict_proba(x)
     return {"chosen": chosen, "chosen_scores": score[chosen], "score": score, "predicted": probs.argmax(1),
             "max_prob": probs.max(1), "model": model, "strategy": strategy_name, "notes": notes}
