@@ -77,7 +77,7 @@ def make_project(root: Path, texts: list[str] = TEXTS, *, k: int | None = None, 
 
 def queue_order(project: Path) -> list[int]:
     """The open round's items (their ``idx``) in acquisition order."""
-    conn = sqlite3.connect(project / webapp.DB_FILE)
+    conn = sqlite3.connect(project / store.DB_NAME)
     try:
         return [r[0] for r in conn.execute(
             "SELECT item_idx FROM queue WHERE round_id = (SELECT MAX(id) FROM rounds WHERE status = 'open') "
@@ -88,7 +88,7 @@ def queue_order(project: Path) -> list[int]:
 
 def label_rows(project: Path) -> list[sqlite3.Row]:
     """All label events, oldest first (read directly with sqlite3)."""
-    conn = sqlite3.connect(project / webapp.DB_FILE)
+    conn = sqlite3.connect(project / store.DB_NAME)
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute("SELECT * FROM labels ORDER BY id").fetchall()
@@ -134,7 +134,7 @@ def test_token_bearer_and_cookie(client: TestClient, project: Path) -> None:
     assert r.headers["location"] == "/static/index.html"
     assert TOKEN not in r.headers["location"]
     cookie = r.headers["set-cookie"]
-    pid = store.Store(project / webapp.DB_FILE).project_uuid()
+    pid = store.Store(project / store.DB_NAME).project_uuid()
     name = webapp.cookie_name(pid)
     assert pid.replace("-", "") in name
     assert cookie.startswith(f"{name}=")
@@ -268,7 +268,7 @@ def test_done_when_the_batch_is_answered(client: TestClient) -> None:
 
 # ------------------------------------------------------------------------------------------- media
 def test_media_only_inside_the_root_and_only_raster_images(client: TestClient, project: Path) -> None:
-    st = store.Store(project / webapp.DB_FILE)
+    st = store.Store(project / store.DB_NAME)
     ok, svg, link = (st.item_by_id(n)["idx"] for n in ("ok.png", "evil.svg", "link.png"))
     r = client.get(f"/media/{ok}", headers=AUTH)
     assert r.status_code == 200 and r.content == PNG and r.headers["content-type"] == "image/png"

@@ -37,7 +37,7 @@ if not Path(CHROMIUM).exists():
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 from test_web_api import CLASSES, TOKEN, XSS, label_rows, make_project, queue_order  # noqa: E402
 
-from pickwise.project.web import app as webapp  # noqa: E402
+from pickwise.project import store  # noqa: E402
 
 # every third text tries to run script; all must show as literal text
 PAYLOADS = [XSS, "<script>window.pwned=2</script>", '"><svg onload="window.pwned=3">', "<b>bold?</b> &amp; <i>x</i>"]
@@ -229,7 +229,7 @@ def test_label_skip_undo_reload_two_tabs_and_a_crash(site: dict, browser: Browse
         _shows(a, idx_a)
         _shows(b, idx_b)
 
-        conn = sqlite3.connect(project / webapp.DB_FILE)
+        conn = sqlite3.connect(project / store.DB_NAME)
         try:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             n, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT client_uuid) FROM labels").fetchone()

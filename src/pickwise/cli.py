@@ -237,9 +237,10 @@ def _segment_row(r: Any) -> str:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    """Select from precomputed outputs; writes rank, absolute index, id and score (see :func:`_choose`)."""
+    """Select from precomputed outputs; writes rank, absolute index, id and score (see
+    :func:`pickwise.precomputed.select_with_values`)."""
     from .pool import Pool
-    from .precomputed import Precomputed, load_npy, read_ids, resolve_refs
+    from .precomputed import Precomputed, load_npy, read_ids, resolve_refs, select_with_values
     from .progress import progress_bars
 
     model = Precomputed(probs=load_npy(args.probs), embeddings=load_npy(args.embeddings), mc_probs=load_npy(args.mc_probs))
@@ -262,32 +263,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     with progress_bars(not args.no_progress):
-        picks, picked_scores = _choose(strategy, model, pool, args.k, rng)
+        picks, picked_scores, _ = select_with_values(strategy, model, model.x, pool, args.k, rng=rng)
     wall = time.perf_counter() - t0
     _write_picks(Path(args.out), picks, picked_scores, ids)
     print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {args.out}")
     return 0
-
-
-def _choose(strategy: Any, model: Any, pool: Any, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(picks, value of each pick): the score for score-based strategies, else
-    :func:`pickwise.precomputed.natural_values` (NaN where a strategy has no per-item value)."""
-    import copy
-
-    from ._validation import check_k
-    from .precomputed import natural_values
-    from .protocols import ScoreBased
-    from .select.topk import top_k
-
-    if isinstance(strategy, ScoreBased):
-        k = check_k(pool, k)
-        unl = pool.unlabeled
-        scores = np.asarray(strategy.scores(model, model.x, unl, rng=rng))
-        pos = top_k(scores, k, rng=rng)
-        return unl[pos], scores[pos]
-    before = copy.deepcopy(rng)
-    picks = np.asarray(strategy.select(model, model.x, pool, k, rng=rng))
-    return picks, natural_values(strategy, model, model.x, pool, picks, rng=before)
 
 
 def _write_picks(out: Path, picks: np.ndarray, picked_scores: np.ndarray, ids: list[str] | None = None) -> None:

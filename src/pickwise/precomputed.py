@@ -7,9 +7,9 @@ on memory-mapped arrays, reading only the rows it asks for — one chunk at a ti
 score in chunks (docs/performance.md, "Pools of millions"). Rows come back as float64 whatever the
 stored type, so float32 files give the same scores as float64 ones holding the same values.
 
-:func:`read_ids`, :func:`resolve_refs` and :func:`natural_values` serve ``pickwise select``: your
-own item ids (or file names) in and out, items already sent out excluded, and a value for every
-chosen item.
+:func:`read_ids`, :func:`resolve_refs`, :func:`select_with_values` and :func:`natural_values` serve
+``pickwise select`` (and a labelling project's ``next``): your own item ids (or file names) in and
+out, items already sent out excluded, and a value for every chosen item.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validation import check_finite
 
-__all__ = ["Precomputed", "load_npy", "natural_values", "read_ids", "resolve_refs"]
+__all__ = ["Precomputed", "load_npy", "natural_values", "read_ids", "resolve_refs", "select_with_values"]
 
 
 def _rows(name: str, arr: np.ndarray, idx: Any) -> np.ndarray:
@@ -193,6 +193,32 @@ def resolve_refs(refs: list[str], *, n: int, ids: list[str] | None = None, what:
         raise ValueError(f"{what}: {len(unknown)} entries are not among the {len(ids)} ids: "
                          f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
     return np.unique(np.asarray([where[r] for r in refs], dtype=np.int64))
+
+
+def select_with_values(strategy: Any, model: Any, x: Any, pool: Any, k: int, *,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``strategy``'s ``k`` picks with the value each was picked by, scoring the pool once.
+
+    Returns ``(picks, values, scores)``: for a :class:`~pickwise.protocols.ScoreBased` strategy the
+    picks equal ``strategy.select`` (its contract) and ``scores`` holds the score of every item of
+    ``pool.unlabeled`` (so nobody scores the pool a second time to record them); otherwise ``scores``
+    is None and ``values`` come from :func:`natural_values` (NaN where a strategy has none).
+    """
+    import copy
+
+    from ._validation import check_k
+    from .protocols import ScoreBased
+    from .select.topk import top_k
+
+    if isinstance(strategy, ScoreBased):
+        k = check_k(pool, k)
+        unl = pool.unlabeled
+        scores = np.asarray(strategy.scores(model, x, unl, rng=rng), dtype=np.float64)
+        pos = top_k(scores, k, rng=rng)
+        return unl[pos], scores[pos], scores
+    before = copy.deepcopy(rng)
+    picks = np.asarray(strategy.select(model, x, pool, k, rng=rng), dtype=np.int64)
+    return picks, natural_values(strategy, model, x, pool, picks, rng=before), None
 
 
 def natural_values(strategy: Any, model: Any, x: Any, pool: Any, picks: np.ndarray, *,

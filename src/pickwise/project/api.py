@@ -16,13 +16,12 @@ from . import store as st
 from .aggregate import agreement, aggregate, prediction_agreement
 from .config import ProjectConfig, read_config, write_config
 from .files import write_atomic
-from .items import AddSummary, data_kind, insert_items, read_items
+from .items import DB_KIND, AddSummary, data_kind, insert_items, read_items
 from .rounds import ProjectBusyError, RoundSummary, project_lock, read_predictions, run_round
+from .store import DB_NAME
 
 __all__ = ["Project", "RoundSummary", "ImportSummary", "ProjectBusyError", "parse_labels_option"]
 
-DB_NAME = "project.sqlite"
-_LS_KIND = {"text": "text", "image": "image", "features": "tabular"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ class Project:
         """The Label Studio config of this project (:class:`pickwise.project.labelstudio.LabelConfig`)."""
         from .labelstudio import LabelConfig
 
-        return LabelConfig(_LS_KIND[self.config.kind], tuple(self.store.classes()), choices_name="label")
+        return LabelConfig(DB_KIND[self.config.kind], tuple(self.store.classes()), choices_name="label")
 
     def _task_content(self, i: int, items: dict[str, list[Any]]) -> Any:
         kind = self.config.kind

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import commit_file, sha256_file, tmp_name
+from .files import commit_file, sha256_file, tmp_name, write_atomic
 from .store import now_iso
 
 LOCK_NAME = ".next.lock"
@@ -163,6 +163,7 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
     """
     from ..catalog import make_strategy
     from ..pool import Pool
+    from ..precomputed import select_with_values
     from ..protocols import check_capabilities
     from ..utils import derive_rng, derive_seed, take
     from .models import make_model
@@ -197,15 +198,12 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
     pool_labels[blocked] = 0
     at = np.where(pool_labels >= 0, 0, -1)
     pool = Pool(pool_labels, at, n_classes)
-    chosen = np.asarray(strategy.select(model, x, pool, k, rng=derive_rng(seed, rid, 1)), dtype=np.int64)
-    if hasattr(strategy, "scores") and candidates.size:
-        score[candidates] = np.asarray(strategy.scores(model, x, candidates, rng=derive_rng(seed, rid, 2)))
-    elif chosen.size:
-        # no per-item score (BADGE, core-set, ...): the value each chosen item was picked by (BADGE's D²,
-        # core-set's radius; NaN where a strategy has none), from the rng state select started from
-        from ..precomputed import natural_values
-
-        score[chosen] = natural_values(strategy, model, x, pool, chosen, rng=derive_rng(seed, rid, 1))
+    # one pass: score-based strategies record the scores they chose by; BADGE, core-set, ... the value each
+    # chosen item was picked by (D², radius; NaN where a strategy has none)
+    chosen, chosen_values, pool_scores = select_with_values(strategy, model, x, pool, k, rng=derive_rng(seed, rid, 1))
+    if pool_scores is not None:
+        score[pool.unlabeled] = pool_scores
+    score[chosen] = chosen_values
     probs = model.predict_proba(x)
     return {"chosen": chosen, "chosen_scores": score[chosen], "score": score, "predicted": probs.argmax(1),
             "max_prob": probs.max(1), "model": model, "strategy": strategy_name, "notes": notes}
@@ -267,8 +265,6 @@ def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -
     uuid_ = project.store.project_uuid()
     tasks_path, config_path, csv_path = folder / "tasks.json", folder / "config.xml", folder / "batch.csv"
     ls.write_tasks(tasks_path, rows, config=lcfg, project_uuid=uuid_, round_id=rid, model_version=version)
-    from .files import write_atomic
-
     write_atomic(config_path, ls.labelling_config(lcfg).encode("utf-8"))
     notes = list(out["notes"])
     try:

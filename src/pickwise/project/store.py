@@ -32,6 +32,8 @@ from .schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version  # re-ex
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "EVENTS", "SOURCES", "MAX_ANNOTATOR", "connect", "migrate",
            "schema_version", "create", "now_iso", "new_uuid", "insert_event", "Store"]
 
+#: the database file inside a project folder
+DB_NAME = "project.sqlite"
 EVENTS = ("label", "skip", "retract")
 SOURCES = ("human", "import", "model")
 KINDS = ("image", "text", "tabular")

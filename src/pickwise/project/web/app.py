@@ -65,7 +65,6 @@ __all__ = ["create_app", "serve", "token_for", "port_for", "cookie_name", "MEDIA
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MEDIA_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-DB_FILE = "project.sqlite"  # see pickwise.project (the folder layout)
 TOKEN_FILE = "label.token"
 PORT_FILE = "label.port"
 # 20000..29999: below Linux's ephemeral range (32768+), so a stored port is rarely taken by a client socket
@@ -134,7 +133,7 @@ def _open_store(project_dir: Path) -> Any:
 
 
 def _db_path(project_dir: Path) -> Path:
-    path = project_dir / DB_FILE
+    path = project_dir / _store.DB_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no project database at {path}: make the project with `pickwise init`")
     return path
