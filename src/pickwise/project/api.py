@@ -181,20 +181,22 @@ class Project:
 
         return LabelConfig(DB_KIND[self.config.kind], tuple(self.store.classes()), choices_name="label")
 
-    def _task_content(self, i: int, items: dict[str, list[Any]]) -> Any:
+    def _task_fields(self, items: dict[str, list[Any]]) -> Any:
+        """``fields(i) -> (content, extra)`` of item ``i`` for Label Studio tasks (config read once, not per item)."""
         kind = self.config.kind
-        if kind == "text":
-            return items["texts"][i]
-        if kind == "image":  # LS serves it with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the media root
-            return f"/data/local-files/?d={items['relpaths'][i]}"
-        return json.loads(items["data"][i])
-
-    def _task_extra(self, i: int, items: dict[str, list[Any]]) -> dict[str, Any]:
-        if self.config.kind == "features":
-            return {}
         value_key = self.label_config().value_key
-        data = json.loads(items["data"][i])
-        return {k: v for k, v in data.items() if not k.startswith("pw_") and k != value_key}
+
+        def fields(i: int) -> tuple[Any, dict[str, Any]]:
+            data = json.loads(items["data"][i])
+            if kind == "features":
+                return data, {}
+            extra = {k: v for k, v in data.items() if not k.startswith("pw_") and k != value_key}
+            if kind == "text":
+                return items["texts"][i], extra
+            # image: LS serves it with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the media root
+            return f"/data/local-files/?d={items['relpaths'][i]}", extra
+
+        return fields
 
     # ---------------------------------------------------------------- answers
 
@@ -345,12 +347,13 @@ class Project:
         else:
             from .labelstudio import ExportRow, labelled_tasks_json
 
+            fields = self._task_fields(items)
             rows = []
             for i in sorted(answers):
                 for annotator, (_, event, lab) in sorted(answers[i].items()):
                     if event == "label" and lab is not None:
-                        rows.append(ExportRow(ids[i], self._task_content(i, items), lab, annotator,
-                                              extra=self._task_extra(i, items)))
+                        content, extra = fields(i)
+                        rows.append(ExportRow(ids[i], content, lab, annotator, extra=extra))
             tasks = labelled_tasks_json(rows, config=self.label_config(), project_uuid=self.store.project_uuid())
             payload = json.dumps(tasks, ensure_ascii=False, indent=1) + "\n"
         write_atomic(out, payload.encode("utf-8"))

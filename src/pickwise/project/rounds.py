@@ -259,8 +259,11 @@ def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -
     scores_path = folder / "scores.parquet"
     write_scores(scores_path, items["item_ids"], out["score"], predicted, out["max_prob"], rank)
     version = ls.model_version(rid, version_sha)
-    rows = [ls.TaskRow(items["item_ids"][i], project._task_content(i, items), r, float(out["score"][i]),
-                       predicted[i], project._task_extra(i, items)) for r, i in enumerate(chosen.tolist())]
+    fields = project._task_fields(items)
+    rows = []
+    for r, i in enumerate(chosen.tolist()):
+        content, extra = fields(i)
+        rows.append(ls.TaskRow(items["item_ids"][i], content, r, float(out["score"][i]), predicted[i], extra))
     lcfg = project.label_config()
     uuid_ = project.store.project_uuid()
     tasks_path, config_path, csv_path = folder / "tasks.json", folder / "config.xml", folder / "batch.csv"
