@@ -79,15 +79,17 @@ def load_images(root: Path, relpaths: list[str]) -> np.ndarray:
         from PIL import Image
     except ImportError as e:  # pragma: no cover
         raise ImportError("image projects need Pillow: pip install pillow") from e
-    imgs = []
+    # two passes, so only one full-size image is in memory at a time: the modes (Image.open reads the
+    # header only), then each image decoded, converted and shrunk into the output
+    gray = True
     for rel in relpaths:
         with Image.open(root / rel) as im:
-            imgs.append(im.copy())
-    gray = all(im.mode in ("L", "1", "I;16", "I") for im in imgs)
+            gray = gray and im.mode in ("L", "1", "I;16", "I")
     mode, c = ("L", 1) if gray else ("RGB", 3)
-    out = np.empty((len(imgs), c, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
-    for i, im in enumerate(imgs):
-        a = np.asarray(im.convert(mode).resize((IMAGE_SIDE, IMAGE_SIDE), Image.BILINEAR), dtype=np.uint8)
+    out = np.empty((len(relpaths), c, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    for i, rel in enumerate(relpaths):
+        with Image.open(root / rel) as im:
+            a = np.asarray(im.convert(mode).resize((IMAGE_SIDE, IMAGE_SIDE), Image.BILINEAR), dtype=np.uint8)
         out[i] = a[None] if gray else a.transpose(2, 0, 1)
     return out
 
@@ -112,7 +114,7 @@ def model_inputs(project_dir: Path, model: str, *, item_ids: list[str], texts: l
             from ..encoders import SentenceEncoder, embed_cached
         except ImportError as e:
             raise ImportError("model 'minilm' needs pickwise.encoders and sentence-transformers: "
-                              "pip install 'pickwise[text]'") from e
+                              "pip install 'pickwise[encoders]'") from e
         return embed_cached(SentenceEncoder(), [t or "" for t in texts], item_ids, feats / "minilm", progress=False)
     if model == "mlp":
         x = np.load(feats / "input.npy", mmap_mode="r", allow_pickle=False)
