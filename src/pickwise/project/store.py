@@ -29,7 +29,7 @@ from typing import Any
 
 from .schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version  # re-exported
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "EVENTS", "SOURCES", "MAX_ANNOTATOR", "connect", "migrate",
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "MIGRATIONS", "EVENTS", "SOURCES", "MAX_ANNOTATOR", "connect", "migrate",
            "schema_version", "create", "now_iso", "new_uuid", "insert_event", "Store"]
 
 #: the database file inside a project folder
@@ -155,16 +155,14 @@ def insert_event(conn: sqlite3.Connection, *, client_uuid: str, idx: int, event:
     return True
 
 
+# "some annotator's latest event on queue row q's item is …": the one subquery the round's states share
+_LATEST_IS = """EXISTS (SELECT 1 FROM labels l WHERE l.item_idx = q.item_idx
+    AND l.id = (SELECT MAX(l2.id) FROM labels l2 WHERE l2.item_idx = l.item_idx AND l2.annotator = l.annotator)
+    AND ({}))"""
+_LABELLED = _LATEST_IS.format("l.event = 'label'")
+_SKIPPED = _LATEST_IS.format("l.event = 'skip' AND l.round_id = q.round_id")
 # an item of round q is "to do" unless some annotator's latest event on it is a label, or a skip in round q
-_DONE = """EXISTS (SELECT 1 FROM labels l WHERE l.item_idx = q.item_idx
-    AND l.id = (SELECT MAX(l2.id) FROM labels l2 WHERE l2.item_idx = l.item_idx AND l2.annotator = l.annotator)
-    AND (l.event = 'label' OR (l.event = 'skip' AND l.round_id = q.round_id)))"""
-_LABELLED = """EXISTS (SELECT 1 FROM labels l WHERE l.item_idx = q.item_idx
-    AND l.id = (SELECT MAX(l2.id) FROM labels l2 WHERE l2.item_idx = l.item_idx AND l2.annotator = l.annotator)
-    AND l.event = 'label')"""
-_SKIPPED = """EXISTS (SELECT 1 FROM labels l WHERE l.item_idx = q.item_idx
-    AND l.id = (SELECT MAX(l2.id) FROM labels l2 WHERE l2.item_idx = l.item_idx AND l2.annotator = l.annotator)
-    AND l.event = 'skip' AND l.round_id = q.round_id)"""
+_DONE = _LATEST_IS.format("l.event = 'label' OR (l.event = 'skip' AND l.round_id = q.round_id)")
 
 
 class Store:
