@@ -75,20 +75,11 @@ def _sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def _read_table(path: Path) -> Any:
-    try:
-        import pandas as pd
-    except ImportError as e:  # pragma: no cover
-        raise ImportError("reading tables needs pandas: pip install 'pickwise[data]'") from e
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_json(path, lines=True, dtype=False)
-    except Exception as e:  # pandas raises many types; name the file
-        raise ValueError(f"cannot read {path}: {e}") from None
+def _read_table(path: Path) -> dict[str, list[Any]]:
+    """Column name → cells (:func:`pickwise.data.read_table`: CSV cells stay strings, ``0012`` too)."""
+    from ..data.loaders import read_table
+
+    return read_table(path)
 
 
 def _plain(value: Any) -> Any:
@@ -105,24 +96,24 @@ def _plain(value: Any) -> Any:
 def read_table_items(path: str | Path, *, id_column: str | None = None, text_column: str | None = None) -> ItemBatch:
     """Text items from a CSV / Parquet / JSON Lines table (see the module docstring for the id rule)."""
     path = Path(path)
-    df = _read_table(path)
-    cols = [str(c) for c in df.columns]
+    table = _read_table(path)
+    cols = [str(c) for c in table]
     tcol = text_column or "text"
     if tcol not in cols:
         raise ValueError(f"{path}: no text column {tcol!r} (columns: {', '.join(cols)}); pass text_column")
     if id_column is not None and id_column not in cols:
         raise ValueError(f"{path}: no id column {id_column!r} (columns: {', '.join(cols)})")
     icol = id_column or ("id" if "id" in cols else None)
-    texts = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[tcol].tolist()]
+    texts = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in table[tcol]]
     if icol is not None:
-        ids = [str(_plain(v)) if _plain(v) is not None else "" for v in df[icol].tolist()]
+        ids = [str(_plain(v)) if _plain(v) is not None else "" for v in table[icol]]
         empty = [i for i, v in enumerate(ids) if not v.strip()]
         if empty:
             raise ValueError(f"{path}: empty id in column {icol!r} on data row {empty[0] + 1}")
     else:
         ids = [text_id(t) for t in texts]
     meta_cols = [c for c in cols if c not in (tcol, icol)]
-    records = df[meta_cols].to_dict("records") if meta_cols else [{} for _ in ids]
+    records = [{c: table[c][i] for c in meta_cols} for i in range(len(ids))]
     out = ItemBatch("text", [], [], [], [], [], source=str(path))
     seen: dict[str, str] = {}
     for item_id, text, rec in zip(ids, texts, records):
@@ -180,11 +171,11 @@ def read_image_items(folder: str | Path, *, media_root: str | Path) -> ItemBatch
 
 def _read_ids(path: Path, id_column: str | None) -> list[str]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
-        df = _read_table(path)
+        table = _read_table(path)
         col = id_column or "id"
-        if col not in df.columns:
-            raise ValueError(f"{path}: no id column {col!r} (columns: {', '.join(map(str, df.columns))})")
-        return [str(_plain(v)) for v in df[col].tolist()]
+        if col not in table:
+            raise ValueError(f"{path}: no id column {col!r} (columns: {', '.join(map(str, table))})")
+        return [str(_plain(v)) for v in table[col]]
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
