@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._lazy import lazy_attributes
 from .sklearn import SklearnClassifier
 
 _TORCH_NAMES = {"TorchClassifier": ".torch", "mlp": ".nets", "small_cnn": ".nets"}
@@ -15,13 +14,4 @@ _TORCH_NAMES = {"TorchClassifier": ".torch", "mlp": ".nets", "small_cnn": ".nets
 __all__ = ["SklearnClassifier", "TorchClassifier", "mlp", "small_cnn"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _TORCH_NAMES:
-        from importlib import import_module
-
-        return getattr(import_module(_TORCH_NAMES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _TORCH_NAMES, __all__)
