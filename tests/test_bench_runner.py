@@ -182,3 +182,14 @@ def test_cli_bench_and_report(tmp_path, capsys):
     assert main(["bench", str(grid), "--out", str(out)]) == 2
     assert "unknown key 'strategy'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_pool_and_stream_arms_of_a_seed_start_from_the_same_round0_model(tmp_path):
+    """Round 0 (the initial labels, before any selection) is one model per seed, whatever the arm."""
+    g = parse_grid({**TINY, "seeds": [0, 1], "strategies": ["random", "margin"], "stream": ["stream_uniform", "vessal"]})
+    run_grid(g, tmp_path, jobs=1, progress=False)
+    first = {}
+    for r in load_runs(tmp_path):
+        first.setdefault(r["seed"], set()).add(r["rounds"][0]["metrics"]["accuracy"])
+    assert sorted(first) == [0, 1]
+    assert all(len(accs) == 1 for accs in first.values()), first

@@ -7,8 +7,10 @@ the queried items are labelled; the model is retrained from scratch on ALL label
 every window so far) and evaluated. A shortfall is never filled from outside the window.
 
 Reproducibility. Every random choice derives from ``seed`` (``pickwise.utils.derive_rng``):
-the i.i.d. order (key 0), the initial labels (key 1), the fit seed after window s (key 2, s), the
-selector's uniforms in window s (key 3, s). The selector passed in is a template: the loop works on
+the i.i.d. order (key 0), the initial labels (key 1), the fit seed after window s ≥ 1 (key 2, s), the
+selector's uniforms in window s (key 3, s). The model of record 0 is fitted with the seed that
+``pool_rounds`` gives its round 0 (``derive_seed(seed, 0, 0)``), so on the same initial labels a pool run
+and a stream run of one seed start from the same model. The selector passed in is a template: the loop works on
 ``selector.clone(...)`` and never mutates it.
 
 Resume. ``resume`` takes the records already produced (a list, or a JSON Lines path as written by
@@ -169,6 +171,11 @@ def _initial(initial: Any, n: int, seed: int) -> np.ndarray:
     return np.sort(idx).astype(np.int64)
 
 
+def fit_seed(seed: int, s: int) -> int:
+    """The fit seed after window ``s``; window 0 uses the pool loop's round-0 seed (same first model)."""
+    return derive_seed(seed, 0, 0) if s == 0 else derive_seed(seed, 2, s)
+
+
 @dataclass
 class _Run:
     """Everything fixed for one run; the generator below walks its segments."""
@@ -206,7 +213,7 @@ class _Run:
         model = self.make_model()
         lab = pool.labeled
         start = time.perf_counter()
-        fitted = model.fit(take(self.x, lab), pool.labels[lab], seed=derive_seed(self.seed, 2, s))
+        fitted = model.fit(take(self.x, lab), pool.labels[lab], seed=fit_seed(self.seed, s))
         return (model if fitted is None else fitted), time.perf_counter() - start
 
     def decide(self, selector: Any, model: Any, s: int) -> tuple[np.ndarray, float, float]:
