@@ -14,7 +14,7 @@ from ._validation import check_choice
 
 __all__ = [
     "COMMITTEE_STRATEGIES", "MC_STRATEGIES", "MODEL_NAMES", "STRATEGY_TABLE", "STREAM_ALIASES", "TEXT_MODELS",
-    "TRAINER_NAMES", "make_strategy", "make_stream_selector", "make_trainer", "model_factory", "strategy_name",
+    "TRAINER_NAMES", "cnn_input_shape", "make_strategy", "make_stream_selector", "make_trainer", "model_factory", "strategy_name",
     "strategy_names", "stream_selector_names", "wrap_subsample",
 ]
 
@@ -173,7 +173,10 @@ def model_factory(
     """A zero-argument factory of fresh models (the pool loop calls it every round).
 
     With ``committee=C`` each model is a :class:`pickwise.committee.Committee` of C independently
-    seeded members (for QBC). ``tfidf`` takes raw texts (``n_features`` is then unused):
+    seeded members (for QBC). ``cnn`` takes images: ``image_shape=(C, H, W)`` with H = W >= 4
+    (rows of ``n_features = C·H·W`` values, flat or not, are reshaped to it), or, without it, flat
+    rows of a square single-channel image (``n_features = s²``, s >= 4); anything else raises
+    ``ValueError`` here, before any training. ``tfidf`` takes raw texts (``n_features`` is then unused):
     ``SklearnClassifier(make_pipeline(TfidfVectorizer(sublinear_tf=True),
     LogisticRegression(max_iter=1000)))``.
     """
@@ -204,23 +207,43 @@ def model_factory(
         )
     if n_features is None:
         raise ValueError(f"model {name!r} needs numeric features (n_features); for raw text use model 'tfidf'")
+    shape = cnn_input_shape(n_features, image_shape) if name == "cnn" else None
 
     from .adapters.nets import mlp, small_cnn
     from .adapters.torch import TorchClassifier
 
     def make() -> Any:
-        if name == "mlp":
+        if shape is None:
             module = mlp(n_features, n_classes, hidden=(hidden,), dropout=dropout)
         else:
-            side = int(round(n_features**0.5))
-            if image_shape is None and side * side != n_features:
-                raise ValueError(f"model 'cnn' needs square single-channel images; got {n_features} features")
-            module = small_cnn(1, n_classes, image_size=side, dropout=max(dropout, 0.0))
+            module = small_cnn(shape[0], n_classes, image_size=shape[1], dropout=max(dropout, 0.0))
         return TorchClassifier(
-            module, n_classes=n_classes, epochs=epochs, batch_size=batch_size, lr=lr, entropy_weight=entropy_weight
+            module, n_classes=n_classes, epochs=epochs, batch_size=batch_size, lr=lr, entropy_weight=entropy_weight,
+            input_shape=shape,
         )
 
     return make
+
+
+def cnn_input_shape(n_features: int, image_shape: tuple[int, ...] | None = None) -> tuple[int, int, int]:
+    """The (channels, side, side) that model ``cnn`` reshapes each row to; ``ValueError`` (naming
+    what it got and what cnn needs) for anything but square images of side >= 4.
+
+    ``image_shape``: (C, H, W) or (H, W) of the data's images; without it, ``n_features`` must be
+    the pixels of a square single-channel image (s² values)."""
+    need = "square images of side >= 4: (C, H, W) or (H, W) with H = W >= 4, or flat rows of s·s pixels"
+    if image_shape is None:
+        side = round(n_features**0.5)
+        if side * side != n_features or side < 4:
+            raise ValueError(f"model 'cnn' needs {need}; got rows of {n_features} features")
+        return (1, side, side)
+    dims = tuple(int(d) for d in image_shape)
+    shape = (1, *dims) if len(dims) == 2 else dims
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] < 4 or shape[0] < 1:
+        raise ValueError(f"model 'cnn' needs {need}; got images of shape {tuple(image_shape)}")
+    if shape[0] * shape[1] * shape[2] != n_features:
+        raise ValueError(f"image_shape {tuple(image_shape)} does not hold rows of {n_features} features")
+    return shape
 
 
 TRAINER_NAMES = ("plain", "ceal", "joint-entropy")

@@ -58,13 +58,14 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split-seed", type=int, default=None,
                    help="seed of the train/test split (default: 0, the same for every --seed)")
     g.add_argument("--data-root", default=None, help="folder with the built-in datasets (default: $PICKWISE_DATA)")
-    g.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool")
+    g.add_argument("--max-train", type=int, default=None, help="use only the first N training items as the pool (N >= 1)")
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, choices=MODEL_NAMES,
-                   help="model (default: mlp; tfidf for text data, which needs a text model)")
+                   help="model (default: mlp; tfidf for text data, which needs a text model; cnn needs images: "
+                   "digits, mnist, fashion-mnist, an image folder or a .npy of shape (n, H, W) / (n, C, H, W))")
     g.add_argument("--hidden", type=int, default=128, help="hidden width of the MLP (default: 128)")
     g.add_argument("--dropout", type=float, default=0.2, help="dropout before the head (default: 0.2)")
     g.add_argument("--epochs", type=int, default=100,
@@ -74,11 +75,13 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 def _add_pool(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pool loop")
-    g.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies (default: 20)")
-    g.add_argument("--committee", type=int, default=5, help="committee members for qbc (default: 5)")
+    g.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies, >= 1 (default: 20)")
+    g.add_argument("--committee", type=int, default=5, help="committee members for qbc, >= 2 (default: 5)")
     g.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
-    g.add_argument("--k", type=int, default=20, help="batch size: labels per round (default: 20)")
-    g.add_argument("--rounds", type=int, default=10, help="selection rounds (default: 10)")
+    g.add_argument("--k", type=int, default=20,
+                   help="batch size: labels per round (default: 20); more than the unlabelled items is an error")
+    g.add_argument("--rounds", type=int, default=10,
+                   help="selection rounds (default: 10); a rerun with more rounds extends the recorded run")
     g = p.add_argument_group("training variants and compute-efficient acquisition")
     g.add_argument("--trainer", default="plain", choices=TRAINER_NAMES,
                    help="plain; ceal (pseudo-labels below an entropy threshold); joint-entropy (λ · unlabelled entropy)")
@@ -107,6 +110,44 @@ STREAM_REFUSED = (
 )
 
 
+#: every numeric option of run, demo, stream and select (by dest) with its meaningful range, as
+#: (lowest, highest, whether the lowest is allowed, whether the highest is); None: no bound. The
+#: same name has the same range in every command.
+_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "image_size": (1, None, True, False), "max_train": (1, None, True, False), "split_seed": (0, None, True, False),
+    "test_size": (0, 1, False, False), "hidden": (1, None, True, False), "epochs": (1, None, True, False),
+    "dropout": (0, 1, True, False), "lr": (0, None, False, False), "n_draws": (1, None, True, False),
+    "committee": (2, None, True, False), "initial": (1, None, True, False), "k": (1, None, True, False),
+    "rounds": (0, None, True, False), "entropy_weight": (0, None, True, False), "ceal_delta0": (0, None, True, False),
+    "ceal_decay": (0, None, True, False), "subsample_alpha": (0, None, False, False),
+    "subsample_tau": (0, None, False, False), "seed": (0, None, True, False), "seeds": (1, None, True, False),
+    "jobs": (1, None, True, False), "budget": (1, None, True, False), "q": (0, 1, False, True),
+    "segment": (1, None, True, False),
+}
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a numeric option outside its meaningful range (:data:`_BOUNDS`), naming it and the value:
+    ``--max-train -100`` or ``--lr nan`` is an error, never a silently odd run."""
+    import math
+
+    for dest, (lo, hi, lo_ok, hi_ok) in _BOUNDS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        flag = f"--{dest.replace('_', '-')}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number; got {value}")
+        below = lo is not None and (value < lo or (value == lo and not lo_ok))
+        above = hi is not None and (value > hi or (value == hi and not hi_ok))
+        if below or above:
+            if hi is None:
+                bound = f">= {lo}" if lo_ok else f"> {lo}"
+            else:
+                bound = f"in {'[' if lo_ok else '('}{lo}, {hi}{']' if hi_ok else ')'}"
+            raise ValueError(f"{flag} must be {bound}; got {value}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``pickwise`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -119,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--strategy", default="entropy", help=f"one of: {', '.join(strategy_names())}")
     run.add_argument("--seed", type=int, default=0, help="seed for the initial labels, training and selection")
-    run.add_argument("--out", default="runs", help="output folder for the JSONL records and the PNG (default: runs)")
+    run.add_argument("--out", default="runs", help="output folder for the JSONL records and the PNG (default: runs); "
+                     "a rerun resumes <data>_<model>_<strategy>_k<k>_seed<seed>.jsonl, a rerun with other settings "
+                     "writes <that name>_<hash of the settings>.jsonl")
 
     demo = sub.add_parser("demo", help="compare random with the uncertainty and diversity strategies on digits")
     _add_common(demo)
@@ -138,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="random labels before the stream starts (default: 100)")
     st.add_argument("--selector", default="vessal", help=f"one of: {', '.join(stream_selector_names())} (default: vessal)")
     st.add_argument("--budget", type=int, default=None,
-                    help="labels to take from the stream, at an adaptive rate (no default: give --budget or --q)")
+                    help="labels to take from the stream, at an adaptive rate (no default: give --budget or --q); "
+                    "at most the stream's length (training items less --initial): more is an error")
     st.add_argument("--q", type=float, default=None, help="a fixed query rate instead of --budget")
     st.add_argument("--segment", type=int, default=5000, help="items per window; retrain after each (default: 5000)")
     st.add_argument("--order", default="iid", choices=("iid", "pc", "class"),
@@ -153,18 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_parsers(sub)
 
     sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
-    sel.add_argument("--probs", help="predicted probabilities, shape (n, n_classes)")
-    sel.add_argument("--embeddings", help="penultimate embeddings, shape (n, d)")
-    sel.add_argument("--mc-probs", help="MC-dropout probabilities, shape (n_draws, n, n_classes)")
+    sel.add_argument("--probs", help="predicted probabilities, shape (N, K): N items, K classes")
+    sel.add_argument("--embeddings", help="penultimate embeddings, shape (N, d)")
+    sel.add_argument("--mc-probs", help="MC-dropout probabilities, shape (T, N, K): T draws first, each covering "
+                     "every item (bald, batchbald, variation_ratio, ...)")
+    sel.add_argument("--member-probs", metavar="FILE.npy", help="committee members' probabilities, shape (M, N, K): "
+                     "M members first, each covering every item (qbc: vote entropy; qbc_kl: KL to the consensus)")
     sel.add_argument("--labeled", help="absolute indices already labelled, shape (m,) integers")
     sel.add_argument("--ids", help="your id of every item, in row order: ids.npy, ids.txt (one a line), ids.csv "
                      "(column 'id', else the first), or an image folder (its file names); default: the row index")
     sel.add_argument("--exclude", help="items already sent out (ids, or indices without --ids; same file types): "
                      "treated as taken, never chosen")
     sel.add_argument("--strategy", required=True, help=f"one of: {', '.join(strategy_names())}")
-    sel.add_argument("--k", type=int, required=True, help="how many to choose")
-    sel.add_argument("--n-draws", type=int, default=None, help="MC draws to use (default: all given)")
-    sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling")
+    sel.add_argument("--k", type=int, required=True,
+                     help="how many to choose, at least 1 and at most the unlabelled items (more is an error)")
+    sel.add_argument("--n-draws", type=int, default=None, help="MC draws to use, the first N (>= 1; default: all given)")
+    sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling (>= 0)")
     sel.add_argument("--out", required=True, help="CSV to write: rank,index,id,score")
     sel.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -186,13 +234,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
                          "--budget or --q, --segment, --order and --initial")
     if args.budget is None and args.q is None:
         raise ValueError("give --budget (labels to take) or --q (a fixed query rate)")
+    _check_options(args)
     ds = _load(args)
     model = _model_name(args, ds)
     x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
+    n = n_items(x_train)
+    if args.initial >= n:
+        raise ValueError(f"--initial {args.initial} leaves no stream: the data hold {n} training items")
+    if args.budget is not None and args.budget > n - args.initial:
+        raise ValueError(f"--budget {args.budget} exceeds the {n - args.initial} stream items ({n} training items "
+                         f"less --initial {args.initial}); a budget can take at most every item once")
     selector = make_stream_selector(args.selector, q=args.q)
     make_model = model_factory(
         model, n_features=_n_features(x_train), n_classes=ds.n_classes, hidden=args.hidden,
         dropout=args.dropout, epochs=args.epochs, lr=args.lr,
+        image_shape=_image_shape(args, ds) if model == "cnn" else None,
     )
     config = {key: getattr(args, key) for key in STREAM_CONFIG_KEYS} | _data_config(args) | {"model": model}
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
@@ -200,8 +256,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"stream_{_data_label(args)}_{args.selector}_{args.order}_seed{args.seed}_{tag}"
     path = out / f"{stem}.jsonl"
+    writer = RecordWriter(path)  # the records' lock first: a second writer is refused before anything is read
     done = [SegmentRecord.from_dict(r) for r in read_jsonl(path, repair=True)]
-    writer = RecordWriter(path)
     segments = stream_segments(
         make_model, selector, x_train, ds.y_train, order=args.order, segment=args.segment, initial=args.initial,
         budget=args.budget, evaluate=holdout(x_test, ds.y_test), seed=args.seed, resume=done or None,
@@ -240,26 +296,48 @@ def cmd_select(args: argparse.Namespace) -> int:
     """Select from precomputed outputs; writes rank, absolute index, id and score (see
     :func:`pickwise.precomputed.select_with_values`)."""
     from .pool import Pool
-    from .precomputed import Precomputed, load_npy, read_ids, resolve_refs, select_with_values
+    from .precomputed import (
+        Precomputed,
+        check_arrays,
+        check_items,
+        load_npy,
+        read_ids,
+        resolve_refs,
+        select_with_values,
+    )
     from .progress import progress_bars
 
-    model = Precomputed(probs=load_npy(args.probs), embeddings=load_npy(args.embeddings), mc_probs=load_npy(args.mc_probs))
-    n_draws = args.n_draws or (model.mc_probs.shape[0] if model.mc_probs is not None else None)
+    _check_options(args)
+    arrays = {name: load_npy(getattr(args, name)) for name in ("probs", "embeddings", "mc_probs", "member_probs")}
+    if all(v is None for v in arrays.values()):
+        raise ValueError("give the outputs to choose from: --probs, --embeddings, --mc-probs and/or --member-probs")
+    ids = read_ids(args.ids) if args.ids else None
+    given = {k: v for k, v in arrays.items() if v is not None}
+    if ids is not None:
+        if not ids:
+            raise ValueError(f"--ids {args.ids} holds no ids")
+        # the ids fix N: every array needs one row (2-D) or one column of draws or members (3-D) per id
+        check_arrays(given)
+        check_items(given, len(ids), f"--ids {args.ids} holds {len(ids)} ids")
+    model = Precomputed(**arrays, n=None if ids is None else len(ids))
+    mc = model.mc_probs
+    if args.n_draws is not None and mc is not None and args.n_draws > mc.shape[0]:
+        raise ValueError(f"--n-draws {args.n_draws} exceeds the {mc.shape[0]} draws in --mc-probs {args.mc_probs} "
+                         f"(shape {tuple(mc.shape)}, layout (T, N, K))")
+    n_draws = args.n_draws or (mc.shape[0] if mc is not None else None)
     strategy = make_strategy(args.strategy, n_draws=n_draws)
     labeled = load_npy(args.labeled, mmap=False) if args.labeled else np.empty(0, dtype=np.int64)
     if labeled.ndim != 1 or (labeled.size and labeled.dtype.kind not in "iu"):
         raise ValueError(f"--labeled must hold a 1-D array of integer indices; got shape {labeled.shape}, dtype {labeled.dtype}")
     if labeled.size and (labeled.min() < 0 or labeled.max() >= model.n):
         raise ValueError(f"--labeled holds indices outside 0 .. {model.n - 1}: {labeled[(labeled < 0) | (labeled >= model.n)][:5].tolist()}")
-    ids = read_ids(args.ids) if args.ids else None
-    if ids is not None and len(ids) != model.n:
-        raise ValueError(f"--ids {args.ids} holds {len(ids)} ids but the outputs have {model.n} items")
     taken = np.unique(labeled.astype(np.int64))
     if args.exclude:
         excluded = resolve_refs(read_ids(args.exclude), n=model.n, ids=ids, what=f"--exclude {args.exclude}")
         taken = np.union1d(taken, excluded)
     # labels are unknown here: strategies that choose from outputs do not read them
     pool = Pool.empty(model.n).label(taken, np.zeros(taken.shape[0], dtype=np.int64))
+    _check_k(args.k, pool.n_unlabeled, f"{model.n} items, {taken.shape[0]} labelled or excluded")
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     with progress_bars(not args.no_progress):
@@ -270,17 +348,25 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_k(k: int, n_unlabeled: int, pool: str) -> None:
+    """The one rule of every command: a batch larger than the unlabelled items is an error, not clamped."""
+    if n_unlabeled == 0:
+        raise ValueError(f"the pool has no unlabelled items to choose from ({pool})")
+    if k > n_unlabeled:
+        raise ValueError(f"--k {k} exceeds the {n_unlabeled} unlabelled items of the pool ({pool})")
+
+
 def _write_picks(out: Path, picks: np.ndarray, picked_scores: np.ndarray, ids: list[str] | None = None) -> None:
     import csv
 
+    from ._fs import atomic_write
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_write(out, "w", encoding="utf-8", newline="") as f:  # a failure leaves no .part file
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["rank", "index", "id", "score"])
         for rank, (i, sc) in enumerate(zip(picks.tolist(), picked_scores.tolist())):
             w.writerow([rank, i, i if ids is None else ids[i], "" if np.isnan(sc) else repr(sc)])
-    tmp.replace(out)
 
 
 _FILE_OPTIONS = ("labels", "label_column", "text_column", "image_size")
@@ -348,6 +434,11 @@ def _load(args: argparse.Namespace) -> Any:
 
         keep = np.arange(min(args.max_train, len(ds.y_train)))
         ds = replace(ds, x_train=take(ds.x_train, keep), y_train=ds.y_train[keep])
+    if len(ds.y_train) == 0:
+        raise ValueError(f"{_data_label(args)}: no training items to choose from (the pool is empty)")
+    if isinstance(ds.x_train, np.ndarray) and ds.x_train.ndim < 2:
+        raise ValueError(f"{_data_label(args)}: features must have shape (n, n_features) or (n, ...) with one row "
+                         f"per item; got shape {ds.x_train.shape}")
     return ds
 
 
@@ -369,7 +460,32 @@ def _model_name(args: argparse.Namespace, ds: Any) -> str:
     if not text and model in TEXT_MODELS:
         raise ValueError(f"model {model!r} takes raw text, but the data is numeric (for a text column of a table "
                          "name it with --text-column)")
+    if model == "cnn":
+        _image_shape(args, ds)  # refuse non-image data before anything trains
     return model
+
+
+#: built-in datasets whose flat rows are the pixels of square single-channel images
+IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "fashion_mnist")
+
+
+def _image_shape(args: argparse.Namespace, ds: Any) -> tuple[int, ...] | None:
+    """The image shape model ``cnn`` reshapes rows to: (C, H, W) or (H, W) of images (an image folder,
+    a .npy of shape (n, H, W) or (n, C, H, W)), None for the flat square images of a built-in image
+    set; ``ValueError`` naming the data's shape for anything else (tables, PMLB sets, 2-D .npy)."""
+    from .catalog import cnn_input_shape
+
+    x = ds.x_train
+    shape = tuple(x.shape)
+    if len(shape) >= 3:
+        cnn_input_shape(int(np.prod(shape[1:])), shape[1:])
+        return shape[1:]
+    if _data_path(args) is None and (args.dataset or "digits") in IMAGE_DATASETS:
+        cnn_input_shape(shape[1])
+        return None
+    raise ValueError(f"model 'cnn' needs images: an image folder, a .npy of shape (n, H, W) or (n, C, H, W) with "
+                     f"H = W >= 4, or one of {', '.join(IMAGE_DATASETS[:3])}; the data {_data_label(args)!r} has "
+                     f"shape {shape}, rows of {shape[1]} features (use --model mlp or logreg)")
 
 
 RUN_CONFIG_KEYS = (
@@ -408,20 +524,56 @@ def _class_counts(labels: list[int], names: tuple[str, ...], top: int = 5) -> st
 
 
 class _Records(list):
-    """The round records of one run, with the model name the run resolved (``--model`` or the default)."""
+    """The round records of one run, with the model name the run resolved (``--model`` or the default)
+    and the records file they went to."""
 
     model: str = ""
+    path: Path = Path()
+
+
+def _check_pool(args: argparse.Namespace, n: int) -> str | None:
+    """``--initial`` and ``--k`` against a pool of ``n`` items: an error when ``--k`` exceeds the
+    unlabelled items (as in ``pickwise select``); a note when ``--rounds`` × ``--k`` does (the run then
+    ends early, when the pool is exhausted), returned for the caller to print."""
+    if args.initial > n:
+        raise ValueError(f"--initial {args.initial} exceeds the pool of {n} items")
+    _check_k(args.k, n - args.initial, f"{n} items, {args.initial} initial labels")
+    if args.rounds * args.k > n - args.initial:
+        full = (n - args.initial) // args.k
+        return (f"--rounds {args.rounds} × --k {args.k} = {args.rounds * args.k} exceeds the {n - args.initial} "
+                f"unlabelled items: the pool runs out after {full + ((n - args.initial) % args.k > 0)} rounds")
+    return None
+
+
+def _run_path(out: Path, stem: str, identity: dict[str, Any]) -> tuple[Path, Path | None]:
+    """The records file of a run: ``<stem>.jsonl``, unless that holds a run with other settings; then
+    ``<stem>_<hash of the settings>.jsonl``, so a rerun with other settings writes another file (and a
+    rerun with the same settings finds its own). Also returns the base file when it was passed over."""
+    import hashlib
+    import json
+
+    from .loop import records_differ
+
+    base = out / f"{stem}.jsonl"
+    if not records_differ(base, identity):
+        return base, None
+    tag = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return out / f"{stem}_{tag}.jsonl", base
 
 
 def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, *, progress: bool, echo: bool) -> list:
-    """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes). Returns the
-    records (a list with a ``model`` attribute: the model name used)."""
-    from .loop import initial_pool, pool_rounds
+    """One simulated run; records go to ``out`` as JSON Lines (a rerun resumes, a rerun with more
+    ``--rounds`` extends the run, one with other settings writes another file: :func:`_run_path`).
+    Returns the records (a list with ``model``, the model name used, and ``path``, the records file)."""
+    import sys
+
+    from .loop import initial_pool, pool_rounds, run_identity
     from .metrics import holdout
 
     ds = _load(args)
     model = _model_name(args, ds)
     x_train, x_test = _flat(ds.x_train), _flat(ds.x_test)
+    note = _check_pool(args, n_items(x_train))
     if strategy_name in MC_STRATEGIES and args.dropout <= 0:
         raise ValueError(f"strategy {strategy_name!r} needs MC dropout; pass --dropout > 0 (got {args.dropout})")
     if strategy_name in MC_STRATEGIES and model in ("logreg", *TEXT_MODELS):
@@ -444,6 +596,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         dropout=args.dropout,
         epochs=args.epochs,
         lr=args.lr,
+        image_shape=_image_shape(args, ds) if model == "cnn" else None,
         entropy_weight=args.entropy_weight,
         committee=args.committee if strategy_name in COMMITTEE_STRATEGIES else None,
     )
@@ -451,7 +604,13 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
     if _data_path(args) is not None and ds.class_names is not None:
         config["class_names"] = list(ds.class_names)  # label k of the records is class_names[k]
     pool = initial_pool(n_items(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
-    path = out / f"{_run_stem(args, strategy_name, seed, model)}.jsonl"
+    identity = run_identity(strategy, pool, k=args.k, seed=seed, trainer=trainer, config=config)
+    path, passed_over = _run_path(out, _run_stem(args, strategy_name, seed, model), identity)
+    if echo and note:
+        print(f"pickwise run: note: {note}", file=sys.stderr)
+    if echo and passed_over is not None:
+        print(f"pickwise run: note: {passed_over} holds a run with other settings; this run's records go to {path}",
+              file=sys.stderr)
     rounds = pool_rounds(
         make_model,
         strategy,
@@ -475,6 +634,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
                    + ("  new labels by class" if names else ""))
     recs = _Records()
     recs.model = model
+    recs.path = path
     for rec in bar:
         recs.append(rec)
         acc = rec.metrics.get("accuracy", float("nan"))
@@ -494,10 +654,11 @@ def _curve(recs: list) -> tuple[list[int], list[float]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``pickwise run``: one pool simulation; the per-round table, JSON Lines records and a PNG."""
+    _check_options(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recs = run_one(args, args.strategy, args.seed, out, progress=not args.no_progress, echo=True)
-    png = out / f"{_run_stem(args, args.strategy, args.seed, recs.model)}.png"
+    png = recs.path.with_suffix(".png")
     from .plots import learning_curves
 
     learning_curves({args.strategy: [_curve(recs)]}, png, title=f"{_data_label(args)} / {recs.model}")
@@ -529,9 +690,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    _check_options(args)
     names = args.strategies.split(",") if args.strategies else list(DEMO_STRATEGIES)
     for n in names:
         make_strategy(n)  # fail fast on unknown names
+    ds = _load(args)  # fail fast on the data, the model and the pool size, before any process starts
+    _model_name(args, ds)
+    note = _check_pool(args, n_items(_flat(ds.x_train)))
+    if note:
+        print(f"pickwise demo: note: {note}", file=sys.stderr)
+    del ds
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(args, n, s, str(out)) for s in range(args.seeds) for n in names]
@@ -579,15 +747,21 @@ COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``pickwise`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code (2 on a
-    usage error, with the message on stderr)."""
+    """Run ``pickwise`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Errors of the user's making come out as one line on stderr, ``pickwise <cmd>: error: ...``, with
+    exit status 2: bad values (``ValueError``, including a folder locked by another process) and
+    file-system errors (``OSError`` with an errno: ``cannot write /x/runs.jsonl: No space left on
+    device``, ``cannot open /x/probs: Is a directory``). Ctrl-C exits with 130. Other exceptions are
+    bugs and keep their traceback.
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         print(f"pickwise {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
@@ -595,6 +769,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        from ._fs import describe_os_error
+
+        if e.errno is None and not isinstance(e, FileNotFoundError):
+            raise  # an OSError without an errno is not a file-system error we can name
+        print(f"pickwise {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pickwise {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

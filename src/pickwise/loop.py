@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__
 from ._validation import check_positive_int
-from .oracle import as_oracle
+from .oracle import as_oracle, check_answer
 from .pool import Pool
 from .protocols import check_capabilities
 from .records import RecordWriter, RoundRecord, read_jsonl
@@ -41,7 +41,45 @@ def _header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None) ->
     }
 
 
+#: what must match for a records file to continue: every setting that changes the results
+#: (``rounds`` is not one: a rerun with more rounds extends the run, with fewer it stops earlier)
 _CHECKED_KEYS = ("config", "strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels")
+
+
+def _run_header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None, trainer: Any,
+                config: dict[str, Any] | None) -> dict[str, Any]:
+    header = _header(strategy, pool, k, seed, rounds)
+    header["trainer_repr"] = repr(trainer) if trainer is not None and trainer is not fit_labeled else "fit_labeled"
+    header["config"] = json.loads(json.dumps(config or {}, sort_keys=True))
+    return header
+
+
+def run_identity(strategy: Any, pool: Pool, *, k: int, seed: int = 0, trainer: Any = None,
+                 config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a run of :func:`pool_rounds` in its records' header (the settings that change
+    its results, ``rounds`` aside), as JSON-ready values: equal identities resume one another."""
+    header = _run_header(strategy, pool, k, seed, None, trainer, config)
+    return {key: header[key] for key in _CHECKED_KEYS}
+
+
+def records_differ(path: str | os.PathLike[str], identity: dict[str, Any]) -> list[str]:
+    """The keys of ``identity`` (from :func:`run_identity`) in which the run recorded at ``path``
+    differs; ``[]`` when the file is missing or empty, or holds this very run (so it resumes)."""
+    rows = read_jsonl(path)
+    if not rows:
+        return []
+    old = next((r for r in rows if r.get("type") == "header"), None)
+    return [key for key in identity if old is None or old.get(key) != identity[key]]
+
+
+def _rewrite(path: os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+    """Replace the records file with ``rows`` atomically (the format of :class:`RecordWriter`)."""
+    from pathlib import Path
+
+    from ._fs import atomic_write
+
+    with atomic_write(Path(path), "w", encoding="utf-8") as f:  # fsynced and replaced; a failure leaves no .part
+        f.writelines(json.dumps(row, sort_keys=True, allow_nan=True) + "\n" for row in rows)
 
 
 def pool_rounds(
@@ -74,7 +112,15 @@ def pool_rounds(
     run (same strategy, k, seed and initial labels), they are yielded again without recomputation
     and the run continues where it stopped, with the same results as an uninterrupted run.
     ``config`` (JSON-serialisable: model and data settings) is stored in the header and must match
-    on resume too, so a rerun with other settings never continues the wrong run.
+    on resume too, so a rerun with other settings never continues the wrong run (``ValueError``
+    naming what differs; :func:`records_differ` tells beforehand). ``rounds`` may differ: a finished
+    run rerun with more rounds is extended (its last round, which selected nothing, is redone with
+    a selection and the header's ``rounds`` updated), and one rerun with fewer yields only rounds
+    0 .. ``rounds``.
+
+    A callable ``oracle`` must answer integer class ids, one per index (integral floats such as
+    3.0 are accepted); 0.7, NaN, a negative label or a wrong count raise ``ValueError``
+    (:func:`pickwise.oracle.check_answer`).
     """
     k = check_positive_int("k", k)
     if rounds is not None:
@@ -86,9 +132,7 @@ def pool_rounds(
     oracle = as_oracle(oracle, n_classes=pool.n_classes)
     writer = RecordWriter(records) if records is not None else None
     trainer = trainer if trainer is not None else fit_labeled
-    header = _header(strategy, pool, k, seed, rounds)
-    header["trainer_repr"] = repr(trainer) if trainer is not fit_labeled else "fit_labeled"
-    header["config"] = json.loads(json.dumps(config or {}, sort_keys=True))
+    header = _run_header(strategy, pool, k, seed, rounds, trainer, config)
 
     done: list[RoundRecord] = []
     if writer is not None:
@@ -102,16 +146,24 @@ def pool_rounds(
                     "choose another path or delete it"
                 )
             done = [RoundRecord.from_dict(r) for r in rows if r.get("type") == "round"]
+            if done and _extends(done, rounds, len(pool) - pool.n_labeled):
+                # the run ended at its last round, which selected nothing; more rounds are asked
+                # for now: redo that round (same seeds: same model) with a selection
+                done = done[:-1]
+            if old.get("rounds") != rounds and (not done or _continues(done, rounds)):
+                _rewrite(writer.path, [{**old, "rounds": rounds}, *(r.to_dict() for r in done)])
         else:
             writer.write(header)
 
     for rec in done:
+        if rounds is not None and rec.round > rounds:
+            return  # a rerun with fewer rounds: the rounds asked for, no more
         if rec.selected:
             pool = pool.label(rec.selected, rec.labels, round=rec.round + 1)
         yield rec
     if done and done[-1].strategy_state is not None and hasattr(strategy, "load_state_dict"):
         strategy.load_state_dict(done[-1].strategy_state)
-    if done and (not done[-1].selected or (rounds is not None and done[-1].round >= rounds)):
+    if done and not _continues(done, rounds):
         return
 
     r = done[-1].round + 1 if done else 0
@@ -139,7 +191,7 @@ def pool_rounds(
             selected = np.asarray(strategy.select(model, x, pool, batch, rng=derive_rng(seed, r, 1)), dtype=np.int64)
         select_s = time.perf_counter() - t1
         if not final:
-            labels = np.asarray(oracle(selected), dtype=np.int64)
+            labels = check_answer(oracle(selected), selected, n_classes=pool.n_classes)
         n_scored = int(getattr(strategy, "last_n_scored", pool.n_unlabeled)) if not final else 0
         state = strategy.state_dict() if hasattr(strategy, "state_dict") else None
         rec = RoundRecord(
@@ -162,6 +214,20 @@ def pool_rounds(
             return
         pool = pool.label(selected, labels, round=r + 1)
         r += 1
+
+
+def _continues(done: list[RoundRecord], rounds: int | None) -> bool:
+    """Whether a run recorded up to ``done[-1]`` has rounds left to compute."""
+    return bool(done[-1].selected) and (rounds is None or done[-1].round < rounds)
+
+
+def _extends(done: list[RoundRecord], rounds: int | None, n_unlabeled_at_start: int) -> bool:
+    """Whether ``done`` ends with a final round (no selection) that ``rounds`` now goes beyond while
+    items are left to label."""
+    last = done[-1]
+    if last.selected or (rounds is not None and last.round >= rounds):
+        return False
+    return sum(len(r.selected) for r in done) < n_unlabeled_at_start
 
 
 def replay_pool(initial: Pool, records: list[RoundRecord]) -> Pool:

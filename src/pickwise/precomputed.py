@@ -19,14 +19,113 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_finite
+__all__ = ["LAYOUTS", "Precomputed", "check_arrays", "check_items", "load_npy", "natural_values", "read_ids", "resolve_refs", "select_with_values"]
 
-__all__ = ["Precomputed", "load_npy", "natural_values", "read_ids", "resolve_refs", "select_with_values"]
+
+#: the layout of each array, as named in errors: N items, K classes, T draws, M committee members
+LAYOUTS = {
+    "probs": "(N, K) = (n_items, n_classes)",
+    "embeddings": "(N, d) = (n_items, dim)",
+    "mc_probs": "(T, N, K) = (n_draws, n_items, n_classes)",
+    "member_probs": "(M, N, K) = (n_members, n_items, n_classes)",
+}
+_PROBABILITIES = ("probs", "mc_probs", "member_probs")
+_ATOL = 1e-4
 
 
 def _rows(name: str, arr: np.ndarray, idx: Any) -> np.ndarray:
     idx = np.asarray(idx, dtype=np.int64)
-    return check_finite(name, np.asarray(arr[idx], dtype=np.float64))
+    return _checked(name, np.asarray(arr[idx], dtype=np.float64), idx)
+
+
+def _checked(name: str, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``rows`` (the items ``idx`` of array ``name``, items on axis -2 for probabilities) checked:
+    finite, and for probabilities in [0, 1] with every distribution summing to 1. Errors name the
+    absolute item index."""
+    if not np.all(np.isfinite(rows)):
+        bad = tuple(int(b) for b in np.argwhere(~np.isfinite(rows))[0])
+        where = _where(name, bad, idx)
+        raise ValueError(f"{name} holds a non-finite value {float(rows[bad])} at {where}")
+    if name not in _PROBABILITIES or rows.size == 0:
+        return rows
+    if rows.min() < -_ATOL or rows.max() > 1 + _ATOL:
+        bad = tuple(int(b) for b in np.argwhere((rows < -_ATOL) | (rows > 1 + _ATOL))[0])
+        raise ValueError(f"{name} must hold probabilities in [0, 1]; got {float(rows[bad])!r} at {_where(name, bad, idx)}")
+    sums = rows.sum(axis=-1)
+    off = np.abs(sums - 1) > _ATOL
+    if off.any():
+        bad = tuple(int(b) for b in np.argwhere(off)[0])
+        raise ValueError(f"{name} rows must sum to 1 (probabilities over the classes); the row at "
+                         f"{_where(name, bad, idx, row=True)} sums to {float(sums[bad])!r}")
+    return rows
+
+
+def _where(name: str, pos: tuple[int, ...], idx: np.ndarray, *, row: bool = False) -> str:
+    """A position in array ``name`` in absolute terms (the item index, not the chunk's)."""
+    if len(pos) - (0 if row else 1) == 2:  # (draw or member, item[, class])
+        lead = "draw" if name == "mc_probs" else "member"
+        text = f"{lead} {pos[0]}, item {int(idx[pos[1]])}"
+        return text if row else f"{text}, column {pos[2]}"
+    text = f"item {int(idx[pos[0]])}"
+    return text if row else f"{text}, column {pos[1]}"
+
+
+def _count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be the number of items, an integer >= 1; got {n!r}")
+    return int(n)
+
+
+def check_arrays(given: dict[str, Any]) -> None:
+    """Each array of ``given`` (name → array; names of :data:`LAYOUTS`) on its own: a numpy array
+    of real numbers with the layout's number of dimensions and no empty axis. Raises ``ValueError``
+    naming the array, its shape or dtype and the layout expected."""
+    for name, v in given.items():
+        layout = LAYOUTS[name]
+        if not hasattr(v, "ndim") or not hasattr(v, "dtype"):
+            raise ValueError(f"{name} must be a numpy array of shape {layout}; got {type(v).__name__}")
+        if v.dtype.kind not in "fiu":
+            raise ValueError(f"{name} must hold real numbers (a float array); got dtype {v.dtype}")
+        ndim = 2 if name in ("probs", "embeddings") else 3
+        if v.ndim != ndim:
+            raise ValueError(f"{name} must have {ndim} dimensions, shape {layout}; got shape {v.shape}")
+        if v.size == 0:
+            raise ValueError(f"{name} is empty: shape {v.shape}; expected {layout} with every axis >= 1")
+
+
+def check_items(given: dict[str, Any], n: int | None = None, n_from: str | None = None) -> int:
+    """N, the number of items, checked across the arrays ``given`` (name → array with the layout of
+    :data:`LAYOUTS`) and against ``n`` when given (``n_from`` says where ``n`` came from, for the
+    error: e.g. "--ids ids.txt holds 50 ids"). Raises ``ValueError`` naming the shape received and
+    the shape expected."""
+    flat = {k: int(v.shape[0]) for k, v in given.items() if v.ndim == 2}
+    if n is not None:
+        source = n_from or f"n={n}"
+    elif flat:
+        name = next(iter(flat))
+        n, source = flat[name], f"{name} has {flat[name]} rows"
+    else:
+        name, v = next(iter(given.items()))
+        n, source = int(v.shape[1]), f"{name} has shape {tuple(v.shape)}"
+    for name, v in given.items():
+        if v.ndim == 2 and v.shape[0] != n:
+            raise ValueError(f"the arrays disagree on the number of items: {name} has {v.shape[0]} rows, "
+                             f"but {source}; every array needs one row per item")
+        if v.ndim != 3:
+            continue
+        lead, swapped = ("draws", "(N, T, K)") if name == "mc_probs" else ("members", "(N, M, K)")
+        what = f"{name} has shape {tuple(v.shape)}, read as {LAYOUTS[name]}: {v.shape[0]} {lead} of {v.shape[1]} items"
+        if v.shape[1] != n:
+            flipped = v.shape[0] == n
+            hint = f"; it looks like {swapped}: transpose it with np.transpose(a, (1, 0, 2))" if flipped else ""
+            raise ValueError(f"the arrays disagree on the number of items: {what}, but {source}; expected shape "
+                             f"({v.shape[1] if flipped else v.shape[0]}, {n}, {v.shape[2]}): {lead} for every "
+                             f"item{hint}")
+        if source.startswith(f"{name} has shape") and v.shape[0] > v.shape[1]:
+            raise ValueError(f"{what}: more {lead} than items, as when the axes are swapped to {swapped}; the "
+                             f"layout is {LAYOUTS[name]}. Transpose it with np.transpose(a, (1, 0, 2)), or "
+                             "confirm the number of items (n=; --ids or --probs in pickwise select)")
+    return n
 
 
 class Precomputed:
@@ -34,32 +133,38 @@ class Precomputed:
 
     Parameters
     ----------
-    probs : array of shape (n, n_classes) or None
-    embeddings : array of shape (n, d) or None — penultimate activations
-    mc_probs : array of shape (n_draws, n, n_classes) or None — MC-dropout draws with one mask per
-        draw for the whole pool
-    member_probs : array of shape (n_members, n, n_classes) or None — each committee member's
-        probabilities (for query by committee)
-    Arrays may be memory-mapped; rows are read on demand.
+    probs : array of shape (N, K) or None — predicted probabilities of the N items
+    embeddings : array of shape (N, d) or None — penultimate activations
+    mc_probs : array of shape (T, N, K) or None — MC-dropout draws with one mask per draw for the
+        whole pool: draws first, then items (an (N, T, K) array must be transposed first,
+        ``np.transpose(a, (1, 0, 2))``); every item needs its draws
+    member_probs : array of shape (M, N, K) or None — each committee member's probabilities (for
+        query by committee): members first, then items
+    n : int, optional
+        The number of items the arrays must cover (e.g. the length of your id list). Without it
+        the 2-D arrays (``probs``, ``embeddings``) set N; with only 3-D arrays, N is their second
+        axis, and an array with more draws or members than items (T > N) is refused as the likely
+        (N, T, K) layout unless ``n`` confirms it.
+
+    Arrays may be memory-mapped; rows are read on demand and checked as they are read (finite;
+    probabilities in [0, 1] summing to 1 over the classes), with errors naming the item.
+    Raises ``ValueError`` naming the array, the shape received and the layout expected when the
+    arrays disagree on N or K, have another number of dimensions, hold no items or are not numbers.
     """
 
-    def __init__(self, *, probs: Any = None, embeddings: Any = None, mc_probs: Any = None, member_probs: Any = None):
+    def __init__(self, *, probs: Any = None, embeddings: Any = None, mc_probs: Any = None, member_probs: Any = None,
+                 n: int | None = None):
         arrays = {"probs": probs, "embeddings": embeddings, "mc_probs": mc_probs, "member_probs": member_probs}
         given = {k: v for k, v in arrays.items() if v is not None}
         if not given:
             raise ValueError("Precomputed needs at least one of probs, embeddings, mc_probs, member_probs")
-        for name, ndim in (("probs", 2), ("embeddings", 2), ("mc_probs", 3), ("member_probs", 3)):
-            v = arrays[name]
-            if v is not None and v.ndim != ndim:
-                raise ValueError(f"{name} must have {ndim} dimensions; got shape {v.shape}")
-        sizes = {k: (v.shape[1] if v.ndim == 3 else v.shape[0]) for k, v in given.items()}
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"the arrays disagree on the number of items: {sizes}")
+        check_arrays(given)
+        self.n = check_items(given, None if n is None else _count(n))
         classes = {k: v.shape[-1] for k, v in given.items() if k != "embeddings"}
         if len(set(classes.values())) > 1:
-            raise ValueError(f"the arrays disagree on the number of classes: {classes}")
+            raise ValueError(f"the arrays disagree on the number of classes K (the last axis): "
+                             f"{ {k: tuple(given[k].shape) for k in classes} }")
         self.probs, self.embeddings, self.mc_probs, self.member_probs = probs, embeddings, mc_probs, member_probs
-        self.n = next(iter(sizes.values()))
         self.n_classes = int(next(iter(classes.values()), 0))
         # capabilities are exactly the arrays given
         if probs is None:
@@ -104,25 +209,53 @@ class Precomputed:
     def predict_proba_mc(self, idx: Any, n_draws: int, *, seed: int) -> np.ndarray:
         """The first ``n_draws`` MC draws of rows ``idx``, shape (n_draws, len(idx), n_classes);
         ``seed`` is unused (the draws are fixed)."""
+        if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+            raise ValueError(f"n_draws must be an integer >= 1; got {n_draws!r}")
         if n_draws > self.mc_probs.shape[0]:
-            raise ValueError(f"n_draws={n_draws} exceeds the {self.mc_probs.shape[0]} precomputed MC draws")
+            raise ValueError(f"n_draws={n_draws} exceeds the {self.mc_probs.shape[0]} precomputed MC draws "
+                             f"(mc_probs of shape {tuple(self.mc_probs.shape)}, layout {LAYOUTS['mc_probs']})")
         idx = np.asarray(idx, dtype=np.int64)
-        return check_finite("mc_probs", np.asarray(self.mc_probs[:n_draws, idx], dtype=np.float64))
+        return _checked("mc_probs", np.asarray(self.mc_probs[:n_draws, idx], dtype=np.float64), idx)
 
     def predict_proba_members(self, idx: Any) -> np.ndarray:
         """Committee members' probabilities of rows ``idx``, shape (n_members, len(idx), n_classes)."""
         idx = np.asarray(idx, dtype=np.int64)
-        return check_finite("member_probs", np.asarray(self.member_probs[:, idx], dtype=np.float64))
+        return _checked("member_probs", np.asarray(self.member_probs[:, idx], dtype=np.float64), idx)
 
 
 def load_npy(path: str | Path | None, *, mmap: bool = True) -> np.ndarray | None:
-    """``np.load`` memory-mapped (None passes through); a clear error for a missing file."""
+    """``np.load`` memory-mapped, never unpickling (None passes through).
+
+    Clear errors: ``FileNotFoundError`` for a missing file; ``ValueError`` for a folder, a file that
+    is not in the .npy format ("not a .npy file: <path>", e.g. random bytes or text), a .npy that
+    holds an object array (pickled Python objects, which are never loaded), and a truncated one.
+    """
     if path is None:
         return None
+    from numpy.lib import format as npy_format
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file: {p}")
-    return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if p.is_dir():
+        raise ValueError(f"not a .npy file: {p} is a folder")
+    with open(p, "rb") as f:
+        if f.read(len(npy_format.MAGIC_PREFIX)) != npy_format.MAGIC_PREFIX:
+            raise ValueError(f"not a .npy file: {p} (it lacks the .npy header; save arrays with numpy.save)")
+        f.seek(0)
+        try:
+            version = npy_format.read_magic(f)
+            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            dtype = read_header(f)[2]  # the header only: no data read
+        except Exception as e:  # noqa: BLE001 - numpy parses the header with ast/tokenize: any failure means damage
+            raise ValueError(f"not a .npy file: {p} (its header is damaged: {type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{p} holds an object array (pickled Python objects, dtype {dtype}), which pickwise never "
+                         "loads; save a numeric (or, for ids, string) array")
+    try:
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{p}: cannot read this .npy file; is it truncated? ({e})") from None
 
 
 def read_ids(path: str | Path) -> list[str]:
@@ -146,7 +279,7 @@ def read_ids(path: str | Path) -> list[str]:
     elif not p.is_file():
         raise FileNotFoundError(f"no such file: {p}")
     elif p.suffix == ".npy":
-        arr = np.load(p, allow_pickle=False)
+        arr = load_npy(p, mmap=False)
         if arr.ndim != 1:
             raise ValueError(f"{p} must hold a 1-D array of ids; got shape {arr.shape}")
         ids = [str(v) for v in arr.tolist()]

@@ -13,6 +13,9 @@ config hash), and wrappers (``StochasticBatch``, ``ALBL``, ``Subsample``) would 
 it to their inner strategies. The switch is a :class:`contextvars.ContextVar`, so it is local to the
 thread (and asyncio task) that sets it and is restored when the block ends; it is not a callback
 registry: nothing can be hooked in, the only effect is the bar.
+
+:func:`grid_bar` is the bar of ``pickwise bench`` (:func:`pickwise.bench.run_grid`): one bar for a
+whole grid, counted in rounds, shown only when asked for AND stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["progress_bars", "progress_enabled", "progress_bar"]
+__all__ = ["progress_bars", "progress_enabled", "progress_bar", "grid_bar"]
 
 _ENABLED: ContextVar[bool] = ContextVar("pickwise_progress_bars", default=False)
 
@@ -68,3 +71,15 @@ def progress_bar(total: int, desc: str, unit: str = "item") -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=False, mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
+
+
+def grid_bar(total: int, desc: str, unit: str = "round", *, enabled: bool = True) -> Any:
+    """The grid's bar: tqdm on stderr when ``enabled`` and stderr is a terminal, else disabled.
+
+    The runner uses ``update(n)``, ``total`` (it grows or shrinks as runs end), ``refresh()``,
+    ``set_postfix_str(text, refresh=False)``, ``write(text)`` and ``close()``.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=None if enabled else True, file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.05)

@@ -4,6 +4,15 @@ A records file holds one header line (``{"type": "header", ...}``: the run's con
 then one line per round (``{"type": "round", ...}``). Each line is flushed and fsynced before the
 loop moves on, so a crash or kill loses at most the round in progress; a torn last line is
 ignored (and cut off) when the file is read for resuming.
+
+One writer at a time: a :class:`RecordWriter` holds an exclusive lock on its file (``.<name>.lock``
+beside it, holding the PID; see :mod:`pickwise._fs`) from its creation until :meth:`RecordWriter.close`
+or until it is garbage-collected (``pool_rounds(records=...)``'s writer lives as long as the loop).
+Another PROCESS that opens a writer on the same file is refused at once with
+:class:`pickwise._fs.BusyError` naming the holder's PID; writers in one process share the lock.
+A line is appended with one ``write`` and fsynced; when the write fails (a full disk) the file is cut
+back to its previous length, so it never ends in half a line, and the error names the file
+(``cannot write <path>: No space left on device``).
 """
 
 from __future__ import annotations
@@ -68,19 +77,90 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class RecordWriter:
-    """Appends JSON lines durably (flush + fsync per line)."""
+#: records locks held by this process: lock path -> [handle, number of writers using it]
+_HELD: dict[str, list[Any]] = {}
 
-    def __init__(self, path: str | os.PathLike[str]):
+
+def _hold(path: Path) -> str:
+    from ._fs import acquire_lock
+
+    key = str(path.resolve().with_name(f".{path.name}.lock"))
+    held = _HELD.get(key)
+    if held is not None and held[0].held:
+        held[1] += 1
+    else:
+        handle = acquire_lock(key, f"{path} is being written by another process (PID {{pid}}); wait for it to "
+                              "finish, or write elsewhere")
+        _HELD[key] = [handle, 1]
+    return key
+
+
+def _unhold(key: str) -> None:
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD[key]
+        held[0].release()
+
+
+class RecordWriter:
+    """Appends JSON lines durably (one write, flush and fsync per line), holding the file's lock.
+
+    The lock (see the module doc) is taken here, so a second process writing the same records is
+    refused before it computes anything; :meth:`close` (or ``with``, or garbage collection) gives it
+    back. ``lock=False`` writes without it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lock: bool = True):
+        import weakref
+
+        from ._fs import annotate
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise annotate(e, "cannot create the folder", self.path.parent) from None
+        self._key = _hold(self.path) if lock else None
+        self._finalizer = weakref.finalize(self, _unhold, self._key) if self._key else None
+
+    def close(self) -> None:
+        """Give the lock back (the file stays); later writes still append, without the lock."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def write(self, obj: dict[str, Any]) -> None:
-        line = json.dumps(_jsonable(obj), sort_keys=True, allow_nan=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Append ``obj`` as one JSON line, durably; on an OS error the file is left as it was."""
+        from ._fs import annotate
+
+        data = (json.dumps(_jsonable(obj), sort_keys=True, allow_nan=True) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise annotate(e, "cannot write", self.path) from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as e:
+                try:  # no half line: cut back what this write added
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise annotate(e, "cannot write", self.path) from None
+        finally:
+            os.close(fd)
 
 
 def read_jsonl(path: str | os.PathLike[str], *, repair: bool = False) -> list[dict[str, Any]]:

@@ -9,6 +9,9 @@ Baselines. The penalty matrix stops its checkpoints by random's curve (stream-un
 setting has no random runs). LAR is computed against random for pool strategies (group ``"pool"``)
 and against stream-uniform of the same order for every algorithm of a stream group (the poster's
 "BADGE up to 6.7" is BADGE against stream-uniform on the non-i.i.d. stream).
+
+Round 0. The checkpoint at the initial labels (before any selection) is left out of the penalty
+matrices and of LAR: every arm of a seed fits the same initial labels there.
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def setting_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], dict[str, 
     return {s: {a: [r.curve for r in sorted(rs, key=lambda r: r.seed)] for a, rs in d.items()} for s, d in out.items()}
 
 
-def group_penalty(runs: Sequence[Run], group: str) -> PenaltyMatrix:
+def group_penalty(runs: Sequence[Run], group: str, *, pre_selection: bool = False) -> PenaltyMatrix:
+    """The penalty matrix of one group over its settings (the initial-labels checkpoint left out
+    unless ``pre_selection``)."""
     mine = [r for r in runs if in_group(r, group)]
     names = _ordered_names(mine)
     initial = {r.setting: r.initial for r in mine}
@@ -111,19 +116,32 @@ def group_penalty(runs: Sequence[Run], group: str) -> PenaltyMatrix:
         return penalty_matrix([], names=names)
     refs = {s[4] for s in settings}
     if len(refs) == 1:
-        return penalty_matrix([s[:4] for s in settings], names=names, reference=refs.pop())
-    parts = [penalty_matrix([s[:4]], names=names, reference=s[4]) for s in settings]
+        return penalty_matrix([s[:4] for s in settings], names=names, reference=refs.pop(),
+                              pre_selection=pre_selection)
+    parts = [penalty_matrix([s[:4]], names=names, reference=s[4], pre_selection=pre_selection) for s in settings]
     return PenaltyMatrix(tuple(names), sum(p.matrix for p in parts), tuple(p.settings[0] for p in parts),
                          tuple(p.per_setting[0] for p in parts))
 
 
+#: what a LAR point is: a ratio, or why it has none
+LAR_STATUS = ("ok", "not reached", "flat baseline", "pre-selection", "no data")
+
+
 def lar_rows(runs: Sequence[Run], fractions: Sequence[float] = FRACTIONS) -> list[dict[str, Any]]:
-    """One row per (group, setting, algorithm, fraction): n_u, target accuracy, n_a, ratio."""
+    """One row per (group, setting, algorithm, fraction): n_u, target accuracy, n_a, ratio, status.
+
+    ``status`` (:data:`LAR_STATUS`): "ok"; "not reached" (the learner never gets to the target:
+    it is worse there, ``lar`` NaN); "flat baseline" (the target is at most the learner's first
+    accuracy, so the ratio would be n_u / n_0 whatever happened: ``lar`` NaN, ``lar_if_defined``
+    keeps that value); "pre-selection" (n_u at or below the initial labels); "no data" (n_u
+    outside the baseline's curve).
+    """
     rows = []
     comparisons = [("pool", POOL_BASELINE, [r for r in runs if r.kind == "pool"])]
     comparisons += [(g, STREAM_BASELINE, [r for r in runs if in_group(r, g)]) for g in groups(runs) if g != "pool"]
     for group, baseline, mine in comparisons:
         n_pool = {r.setting: r.n_pool for r in mine}
+        initial = {r.setting: r.initial for r in mine}
         for key, curves in sorted(setting_curves(mine).items()):
             if baseline not in curves:
                 continue
@@ -132,33 +150,49 @@ def lar_rows(runs: Sequence[Run], fractions: Sequence[float] = FRACTIONS) -> lis
                     continue
                 res = label_amplification(curves[algo], curves[baseline], n_pool=n_pool[key], fractions=fractions)
                 for i, f in enumerate(res.fractions):
+                    if res.n_u[i] <= initial[key]:
+                        status = "pre-selection"
+                    elif np.isnan(res.target[i]):
+                        status = "no data"
+                    elif res.flat[i]:
+                        status = "flat baseline"
+                    elif np.isnan(res.ratio[i]):
+                        status = "not reached"
+                    else:
+                        status = "ok"
                     rows.append({"group": group, "baseline": baseline, "dataset": key[0], "model": key[1], "k": key[2],
                                  "algorithm": algo, "fraction": float(f), "n_u": float(res.n_u[i]),
                                  "target": float(res.target[i]), "n_a": float(res.n_a[i]),
-                                 "lar": float(res.ratio[i])})
+                                 "lar": float(res.ratio[i]) if status == "ok" else float("nan"), "status": status,
+                                 "lar_if_defined": float(res.ratio[i])})
     return rows
 
 
 def lar_summary(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean LAR over datasets per (group, model, k, algorithm, fraction), where every dataset has a value.
+    """Mean LAR over datasets per (group, model, k, algorithm, fraction).
 
-    ``n_datasets`` counts the datasets with baseline data there; ``n_reached`` those where the
-    learner reached the target. The mean is given only when they are equal (a dataset where the
-    learner never got there would otherwise be dropped, flattering it).
+    Only datasets with a baseline value there count (``n_datasets``; "pre-selection" and "no data"
+    points do not). ``n_flat``: of those, how many had a flat baseline (not defined, left out of the
+    mean); ``n_reached``: how many reached the target with a defined ratio. The mean is over the
+    ``n_reached`` values and is given only when no dataset is "not reached" (dropping one where the
+    learner never got there would flatter it) and at least one is defined.
     """
-    acc: dict[tuple, list[float]] = defaultdict(list)
+    acc: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
-        if np.isnan(r["target"]):
+        if r.get("status", "ok") in ("pre-selection", "no data") or np.isnan(r["target"]):
             continue
-        acc[(r["group"], r["model"], r["k"], r["algorithm"], r["fraction"])].append(r["lar"])
+        acc[(r["group"], r["model"], r["k"], r["algorithm"], r["fraction"])].append(r)
     out = []
-    for (g, m, k, a, f), vals in sorted(acc.items()):
-        v = np.array(vals)
-        reached = int(np.sum(~np.isnan(v)))
-        out.append({"group": g, "model": m, "k": k, "algorithm": a, "fraction": f, "n_datasets": len(v),
-                    "n_reached": reached, "lar_mean": float(v.mean()) if reached == len(v) else float("nan"),
-                    "lar_min": float(np.nanmin(v)) if reached else float("nan"),
-                    "lar_max": float(np.nanmax(v)) if reached else float("nan")})
+    for (g, m, k, a, f), rs in sorted(acc.items()):
+        status = [r.get("status", "ok" if not np.isnan(r["lar"]) else "not reached") for r in rs]
+        ok = np.array([r["lar"] for r, st in zip(rs, status) if st == "ok"], dtype=float)
+        n_flat = status.count("flat baseline")
+        missed = status.count("not reached")
+        out.append({"group": g, "model": m, "k": k, "algorithm": a, "fraction": f, "n_datasets": len(rs),
+                    "n_reached": len(ok), "n_flat": n_flat, "n_not_reached": missed,
+                    "lar_mean": float(ok.mean()) if len(ok) and not missed else float("nan"),
+                    "lar_min": float(ok.min()) if len(ok) else float("nan"),
+                    "lar_max": float(ok.max()) if len(ok) else float("nan")})
     return out
 
 
@@ -181,10 +215,11 @@ def auc_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
             v = np.array([area_under_curve(c, lo, hi) for c in curves])
             se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
             final = np.array([c.at(hi) for c in curves])
+            final_se = float(final.std(ddof=1) / np.sqrt(len(final))) if len(final) > 1 else float("nan")
             rows.append({"dataset": key[0], "model": key[1], "k": key[2], "algorithm": algo,
                          "kind": kind if kind == "pool" else f"stream-{order}", "from": lo, "to": hi,
                          "n_runs": len(v), "auc_mean": float(v.mean()), "auc_se": se,
-                         "final_mean": float(final.mean())})
+                         "final_mean": float(final.mean()), "final_se": final_se})
     return rows
 
 

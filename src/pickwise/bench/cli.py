@@ -29,7 +29,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--dry-run", action="store_true", help="validate the grid and list what would run")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    report = subparsers.add_parser("report", help="write report.md with figures and CSV tables from bench results")
+    report = subparsers.add_parser("report", help="write report.md and report.html with figures and CSV tables "
+                                   "from bench results (records that fail the checks are named and left out)")
     report.add_argument("results", help="results folder written by 'pickwise bench'")
     report.add_argument("--out", default=None, help="report folder (default: RESULTS/report)")
     report.add_argument("--title", default=None, help="report title")
@@ -47,26 +48,52 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``pickwise bench``: run a grid (see :mod:`pickwise.bench.runner`: the folder's lock, resuming).
+
+    SIGINT / SIGTERM stop the grid cleanly (workers stopped, finished runs kept) and print the
+    command to resume with; the exit status is then 130 / 143.
+    """
+    from .._fs import lock_holder
     from ..records import RecordWriter
     from .config import load_grid
-    from .runner import finished_ids, run_grid
+    from .runner import LOCK_FILE, Stopped, finished_ids, run_grid, stop_on_signals
 
     grid = load_grid(args.grid)
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1; got {args.jobs}")
     out = Path(args.out)
-    if args.dry_run:
-        done = finished_ids(out) if out.exists() else set()
+    if args.dry_run:  # reads only: no lock
+        done = finished_ids(out) if out.is_dir() else set()
         todo = [c for c in grid.cells if c.id not in done]
         kinds = Counter((c.kind, c.dataset, c.k) for c in todo)
         print(f"{grid.name}: {len(grid.cells)} runs, {len(grid.cells) - len(todo)} already finished in {out}")
         for (kind, ds, k), n in sorted(kinds.items()):
             print(f"  {kind:<6} {ds:<14} k={k:<6} {n} runs to do")
+        holder = lock_holder(out / LOCK_FILE)
+        if holder is not None:
+            print(f"  (a 'pickwise bench' with PID {holder} is running on {out} now)")
         return 0
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    summary = run_grid(grid, out, jobs=args.jobs, data_root=args.data_root, progress=not args.no_progress)
+    before = len(finished_ids(out) & {c.id for c in grid.cells}) if out.is_dir() else 0
+    stopped: Stopped | None = None
+    try:
+        with stop_on_signals():
+            summary = run_grid(grid, out, jobs=args.jobs, data_root=args.data_root, progress=not args.no_progress)
+    except Stopped as e:
+        stopped = e
     wall = time.perf_counter() - t0
+    if stopped is not None:
+        finished_now = len(finished_ids(out) & {c.id for c in grid.cells})
+        RecordWriter(out / "sessions.jsonl").write({
+            "command": _command_line(args), "grid": str(args.grid), "name": grid.name,
+            "description": grid.description, "started": started, "wall_seconds": wall,
+            "jobs": args.jobs or os.cpu_count(), "total": len(grid.cells), "finished": finished_now - before,
+            "skipped": before, "failed": 0, "stopped": str(stopped)})
+        print(f"pickwise bench: stopped by {stopped}: {finished_now} of {len(grid.cells)} runs finished, kept in "
+              f"{out}/runs.jsonl. To resume, run the same command again (it skips finished runs and continues "
+              f"unfinished ones after their last recorded round):\n  {_command_line(args)}", file=sys.stderr)
+        return 128 + stopped.signum
     RecordWriter(out / "sessions.jsonl").write({
         "command": _command_line(args), "grid": str(args.grid), "name": grid.name, "description": grid.description,
         "started": started, "wall_seconds": wall, "jobs": args.jobs or os.cpu_count(), "total": summary.total,
@@ -79,15 +106,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
-
-    out = Path(args.out) if args.out else Path(args.results) / "report"
+    """Check the records, name on stderr what is left out (and why), write report.md and report.html."""
     from .config import load_grid
+    from .report import read_runs, write_report
 
+    results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"results folder {results} not found")
+    out = Path(args.out) if args.out else results / "report"
     notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
     grid = load_grid(args.grid) if args.grid else None
-    path = write_report(args.results, out, title=args.title, command=_command_line(args), notes=notes, grid=grid)
-    print(f"report: {path}")
+    loaded = read_runs(results, grid=grid)
+    for s in loaded.skipped:
+        print(f"pickwise report: skipped {s.where}: {s.reason}", file=sys.stderr)
+    for rid in loaded.recovered:
+        print(f"pickwise report: recovered {rid} from its own records (runs/{rid}.jsonl)", file=sys.stderr)
+    if loaded.missing:
+        print(f"pickwise report: {len(loaded.missing)} of the grid's {len(grid.cells)} runs have no finished record",
+              file=sys.stderr)
+    path = write_report(results, out, title=args.title, command=_command_line(args), notes=notes, grid=grid,
+                        loaded=loaded)
+    print(f"report: {path} and {path.with_suffix('.html').name}")
     return 0
 
 

@@ -11,6 +11,12 @@ n_a on the piecewise-linear mean curve A: the first size where A reaches the tar
 recorded sizes it is the linear crossing point. If A already reaches the target at its first size
 (both curves start at the initial labels), n_a is that first size. If A never reaches it within its
 sizes, n_a and the ratio are NaN ("not reached": the active learner is worse there).
+
+Flat baselines. When the target is at most the learner's accuracy at its first size, n_a is that
+first size n_0 and the ratio is exactly n_u / n_0 whatever either learner did: a straight ramp in
+n_u that says only "the baseline has not yet risen above the starting accuracy". Such points are
+marked in ``LAR.flat``; the ratio is kept there, but :attr:`LAR.defined` is False and summaries
+(``pickwise report``) leave them out of means and count them.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ class LAR:
     target: np.ndarray  # baseline mean accuracy at n_u
     n_a: np.ndarray  # labels the active learner needs (NaN: not reached)
     ratio: np.ndarray  # n_u / n_a (NaN: no baseline data at n_u, or not reached)
+    flat: np.ndarray | None = None  # bool: target <= the learner's first accuracy (ratio = n_u / n_0, not defined)
+
+    @property
+    def defined(self) -> np.ndarray:
+        """Where the ratio means something: baseline data, reached, and not a flat baseline."""
+        flat = self.flat if self.flat is not None else np.zeros(self.ratio.shape, bool)
+        return ~np.isnan(self.ratio) & ~flat
 
 
 def label_amplification(
@@ -64,4 +77,5 @@ def label_amplification(
     n_a = np.array([labels_to_reach(act, t) if ok else np.nan for t, ok in zip(target, inside)])
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = n_u / n_a
-    return LAR(f, n_u, target, n_a, ratio)
+    flat = inside & (target <= act.mean[0])
+    return LAR(f, n_u, target, n_a, ratio, flat)

@@ -11,6 +11,11 @@ papers):
   of each, paired by run order, Z = acc_i − acc_j; skipped when n ≤ 1; i beats j when mean Z > 0
   and the two-sided one-sample t-test of Z against 0 has p < 0.05 — then cell (i, j) += 1/L.
 
+The pre-selection checkpoint. At n0 no algorithm has chosen anything yet: every run of a seed
+fits the same initial labels (pool and stream arms share the round-0 model), so any "win" there is
+noise. ``pre_selection=False`` (what ``pickwise report`` uses) leaves n0 out of the kept
+checkpoints, and out of L; the default keeps it, as the papers' list n0, n0 + B, … does.
+
 So a setting adds at most 1 to a cell; the matrix is the sum over settings, and its column means
 (over ALL rows, the zero diagonal included) say how often an algorithm is beaten: lower = better.
 
@@ -108,8 +113,12 @@ def setting_penalty(
     names: Sequence[str] | None = None,
     alpha: float = ALPHA,
     max_runs: int = MAX_RUNS,
+    pre_selection: bool = True,
 ) -> SettingPenalty:
-    """The penalty matrix of one setting: ``curves[name]`` = that algorithm's runs in run order."""
+    """The penalty matrix of one setting: ``curves[name]`` = that algorithm's runs in run order.
+
+    ``pre_selection=False``: the checkpoint at ``initial`` (before any selection) is not counted.
+    """
     names = tuple(names) if names is not None else tuple(curves)
     a = len(names)
     mat = np.zeros((a, a))
@@ -119,6 +128,8 @@ def setting_penalty(
     if initial is None:
         initial = int(round(min(c.start for c in ref)))
     kept = kept_checkpoints(ref, initial, k)
+    if not pre_selection:
+        kept = [c for c in kept if c > initial]
     if not kept:
         return SettingPenalty(names, mat, ())
     for c in kept:
@@ -164,6 +175,7 @@ def penalty_matrix(
     reference: str = "random",
     alpha: float = ALPHA,
     max_runs: int = MAX_RUNS,
+    pre_selection: bool = True,
 ) -> PenaltyMatrix:
     """Sum of :func:`setting_penalty` over ``settings`` = [(key, k, initial or None, curves), ...].
 
@@ -181,7 +193,7 @@ def penalty_matrix(
     per = []
     for key, k, initial, curves in settings:
         sp = setting_penalty(curves, k=k, initial=initial, reference=reference, names=names, alpha=alpha,
-                             max_runs=max_runs)
+                             max_runs=max_runs, pre_selection=pre_selection)
         total += sp.matrix
         per.append(sp)
     return PenaltyMatrix(names, total, tuple(tuple(s[0]) for s in settings), tuple(per))

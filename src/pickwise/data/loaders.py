@@ -446,14 +446,21 @@ def load_arrays(x_path: PathLike, y_path: PathLike | None = None, *, mmap: bool 
         if not path.is_file():
             raise FileNotFoundError(f"array file {path} not found")
     y: np.ndarray | None = None
+    from ..precomputed import load_npy  # one .npy reader: names garbage / object / truncated files
+
     if x_path.suffix == ".npy":
-        x = np.load(x_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        x = load_npy(x_path, mmap=mmap)
     else:
         x, y = _read_table(x_path, label_column, y_path is None, dtype)
     if y_path is not None:
         y_file = Path(y_path)
         if y_file.suffix == ".npy":
-            y = np.load(y_file, allow_pickle=False)
+            y = np.asarray(load_npy(y_file, mmap=False))
+            if y.ndim != 1:
+                raise ValueError(f"labels {y_file} must be one label per row (shape (n,)); got shape {y.shape}")
+            if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+                bad = int(np.flatnonzero(~np.isfinite(y))[0])
+                raise ValueError(f"labels {y_file} hold {y[bad]} at item {bad}; every label must be a class")
         else:
             _, y = _read_table(y_file, label_column, True, dtype)
         if len(y) != len(x):

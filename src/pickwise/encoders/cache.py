@@ -186,15 +186,20 @@ class _Store:
         old = self.mm
         new_cap = capacity if old is None else max(capacity, old.shape[0] + old.shape[0] // 2)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        grown = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(new_cap, self.dim))
-        if old is not None:
-            for s in range(0, old.shape[0], _COPY_ROWS):
-                e = min(s + _COPY_ROWS, old.shape[0])
-                grown[s:e] = old[s:e]
-        grown.flush()
-        del grown, old
-        self.mm = None
-        os.replace(tmp, self.path)  # atomic: a kill leaves either the old or the grown file
+        try:
+            grown = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(new_cap, self.dim))
+            if old is not None:
+                for s in range(0, old.shape[0], _COPY_ROWS):
+                    e = min(s + _COPY_ROWS, old.shape[0])
+                    grown[s:e] = old[s:e]
+            grown.flush()
+            del grown
+            self.mm = None
+            os.replace(tmp, self.path)  # atomic: a kill leaves either the old or the grown file
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk leaves the old file and no half-grown copy
+            raise
+        del old
         self.mm = np.lib.format.open_memmap(self.path, mode="r+")
         return self.mm
 

@@ -26,11 +26,15 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or a kill signal leaves no temporary file behind
+        raise
     fsync_dir(path.parent)
     return path
 
@@ -38,9 +42,13 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
 def commit_file(tmp: str | Path, path: str | Path) -> Path:
     """fsync ``tmp`` (already written by the caller) and ``os.replace`` it to ``path``."""
     tmp, path = Path(tmp), Path(path)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
     return path
 

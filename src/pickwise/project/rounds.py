@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -22,39 +21,32 @@ from typing import Any
 
 import numpy as np
 
+from .._fs import BusyError, acquire_lock
 from .files import commit_file, sha256_file, tmp_name, write_atomic
 from .store import now_iso
 
 LOCK_NAME = ".next.lock"
 
 
-class ProjectBusyError(ValueError):
+class ProjectBusyError(BusyError):
     """Another ``next`` holds the project's lock (the message names its PID)."""
 
 
 @contextmanager
 def project_lock(project_dir: Path):  # type: ignore[no-untyped-def]
-    """Hold the exclusive ``next`` lock of ``project_dir`` (refused at once, naming the holder's PID)."""
-    import fcntl
+    """Hold the exclusive ``next`` lock of ``project_dir`` (refused at once, naming the holder's PID).
 
-    path = project_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    The shared lock of :func:`pickwise._fs.acquire_lock`; the lock file ``.next.lock`` stays in the project.
+    """
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise ProjectBusyError(f"another 'pickwise next' is running on {project_dir} (PID {holder}); "
-                                   "wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        handle = acquire_lock(project_dir / LOCK_NAME, f"another 'pickwise next' is running on {project_dir} "
+                              "(PID {pid}); wait for it to finish", remove=False)
+    except BusyError as e:
+        raise ProjectBusyError(str(e), e.pid) from None
+    try:
+        yield
     finally:
-        os.close(fd)
+        handle.release()
 
 
 def training_hash(pairs: list[tuple[str, str]]) -> str:

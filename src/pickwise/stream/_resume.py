@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,10 @@ def save_checkpoint(path: Path, fingerprint: str, selector: Any, segment: int) -
     arrays = {f"selector.{k}": np.asarray(v) for k, v in selector.state_dict().items()}
     arrays["segment"] = np.asarray(segment)
     arrays["fingerprint"] = np.asarray(fingerprint)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    from .._fs import atomic_write
+
+    with atomic_write(path) as f:  # a failure leaves the old checkpoint and no temporary file
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, fingerprint: str, selector: Any, segment: int) -> bool:

@@ -123,9 +123,14 @@ class SegmentRecord:
 
 def save_segments(records: Iterable[SegmentRecord], path: str | os.PathLike, *, append: bool = False) -> None:
     """Write records as JSON Lines (one ``to_dict()`` per line)."""
-    with open(path, "a" if append else "w", encoding="utf-8") as f:
+    from ..records import RecordWriter
+
+    path = Path(path)
+    with RecordWriter(path) as w:  # holds the records' lock: a second writer process is refused
+        if not append and path.exists():
+            os.truncate(path, 0)
         for r in records:
-            f.write(json.dumps(r.to_dict()) + "\n")
+            w.write(r.to_dict())
 
 
 def load_segments(path: str | os.PathLike) -> list[SegmentRecord]:
@@ -149,11 +154,16 @@ def load_segments(path: str | os.PathLike) -> list[SegmentRecord]:
 
 
 def _oracle(y_oracle: Any, n: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Labels by absolute index, checked (:func:`pickwise.oracle.check_answer`): a label of 0.7 is an
+    error, never truncated to 0."""
+    from ..oracle import check_answer
+
     if callable(y_oracle):
-        return lambda idx: np.asarray(y_oracle(idx), dtype=np.int64)
+        return lambda idx: check_answer(y_oracle(idx), idx)
     y = np.asarray(y_oracle)
     if y.shape != (n,):
         raise ValueError(f"y_oracle must be a callable or labels of shape ({n},); got shape {y.shape}")
+    check_answer(y, np.arange(n))
     return lambda idx: y[idx].astype(np.int64)
 
 
