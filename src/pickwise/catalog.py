@@ -62,6 +62,21 @@ def _batch_strategies() -> dict[str, Callable[..., Any]]:
         ),
         # arms as a diverse mix: the baseline, an uncertainty score, and two diversity methods
         "albl": lambda **kw: s.ALBL([s.Random(), s.Uncertainty(score="margin"), s.CoreSet(), s.BADGE()]),
+        # cold start (few or no labels): typical / covering points of the embedding
+        "typiclust": lambda **kw: s.TypiClust(**_pick(kw, *chunk)),
+        "probcover": lambda **kw: s.ProbCover(**_pick(kw, "delta", *chunk)),
+        # very large batches: HAC clusters once, margin-ranked round robin
+        "cluster_margin": lambda **kw: s.ClusterMargin(
+            **_pick(kw, "margin_ratio", "epsilon", "n_clusters", "max_cluster_items", *chunk)
+        ),
+        # target-aware BALD; BatchEPIG's greedy is priced like BatchBALD's (see above)
+        "epig": lambda **kw: s.EPIG(**_pick(kw, "n_draws", "n_targets", *chunk)),
+        "batch_epig": lambda **kw: s.BatchEPIG(
+            **_pick(kw, "n_draws", "n_targets", *chunk),
+            max_candidates=kw.get("max_candidates", 200),
+            max_configs=kw.get("max_configs", 1_000),
+            n_samples=kw.get("n_samples", 1_000),
+        ),
     }
 
 
@@ -70,7 +85,7 @@ def _pick(kw: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 #: strategies that need MC-dropout draws (the model must have dropout)
-MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbald", "stochastic_bald")
+MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy", "batchbald", "stochastic_bald", "epig", "batch_epig")
 #: strategies that need a committee of models (the CLI builds one from the model of choice)
 COMMITTEE_STRATEGIES = ("qbc", "qbc_kl")
 
@@ -100,6 +115,11 @@ STRATEGY_TABLE: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType({
     "stochastic_entropy": ("StochasticBatch", {"inner": "entropy", "mode": "power"}),
     "stochastic_bald": ("StochasticBatch", {"inner": "bald", "mode": "power"}),
     "albl": ("ALBL", {}),
+    "typiclust": ("TypiClust", {}),
+    "probcover": ("ProbCover", {}),
+    "cluster_margin": ("ClusterMargin", {}),
+    "epig": ("EPIG", {}),
+    "batch_epig": ("BatchEPIG", {}),
 })
 
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._validation import check_choice, check_positive_int
+from ._validation import check_choice, check_mc_layout, check_positive_int, n_rows
 from .pool import Pool
 from .scores import COMMITTEE_SCORES, ScoreFn
 from .strategies._base import DEFAULT_CHUNK, map_chunks, score_name, select_top_scores
@@ -116,7 +116,14 @@ class QBC:
     def scores(self, model: Any, x: Any, indices: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """Disagreement of shape (len(indices),); deterministic (``rng`` is accepted for a uniform interface)."""
         fn = COMMITTEE_SCORES[self.score] if isinstance(self.score, str) else self.score
-        return map_chunks(lambda xc: fn(model.predict_proba_members(xc)), x, indices, self.chunk_size)
+
+        def one(xc: Any) -> np.ndarray:
+            members = np.asarray(model.predict_proba_members(xc))
+            check_mc_layout("predict_proba_members output", members.shape, n_items=n_rows(xc),
+                            axes="n_members, n, n_classes")
+            return fn(members)
+
+        return map_chunks(one, x, indices, self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         return select_top_scores(self, model, x, pool, k, rng=rng)

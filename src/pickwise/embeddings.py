@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_finite, check_probs
+from ._validation import (
+    as_numeric,
+    check_finite,
+    check_float_rows,
+    check_positive_int,
+    check_probs,
+)
 
 __all__ = [
     "GradEmbedding",
@@ -57,7 +63,7 @@ def gradient_factor(probs: np.ndarray) -> np.ndarray:
 
 
 def _with_bias(h: np.ndarray, bias: bool) -> np.ndarray:
-    h = check_finite("h", np.asarray(h, dtype=np.float64))
+    h = check_finite("h", np.asarray(as_numeric("h", h), dtype=np.float64))
     if h.ndim != 2:
         raise ValueError(f"h must have shape (n, d); got shape {h.shape}")
     return np.hstack([h, np.ones((h.shape[0], 1))]) if bias else h
@@ -79,6 +85,8 @@ class GradEmbedding:
     h: np.ndarray
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "a", as_numeric("a", self.a))
+        object.__setattr__(self, "h", as_numeric("h", self.h))
         if self.a.ndim != 2 or self.h.ndim != 2 or self.a.shape[0] != self.h.shape[0]:
             raise ValueError(f"a and h must be (n, K) and (n, d); got {self.a.shape} and {self.h.shape}")
 
@@ -174,15 +182,7 @@ def expected_gradient_length(probs: np.ndarray, h: np.ndarray, *, bias: bool = F
 
 def _float_rows(name: str, x: np.ndarray) -> np.ndarray:
     """float32 stays float32 (no n×d float64 copy), anything else becomes float64; checked in blocks."""
-    x = np.asarray(x)
-    if x.dtype != np.float32:
-        x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, d); got shape {x.shape}")
-    for start in range(0, x.shape[0], 65536):
-        if not np.isfinite(x[start : start + 65536]).all():
-            check_finite(name, x)
-    return x
+    return check_float_rows(name, x)
 
 
 def _inverse_norms(xc: np.ndarray) -> np.ndarray:
@@ -198,6 +198,7 @@ def mean_cosine_similarity(x: np.ndarray, *, chunk_size: int = 4096) -> np.ndarr
     similarity 0 to everything (itself included). float32 input is widened one chunk at a time.
     """
     x = _float_rows("x", x)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     n = x.shape[0]
     total = np.zeros(x.shape[1])
     inv = np.empty(n)

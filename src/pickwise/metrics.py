@@ -7,20 +7,24 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_probs
+from ._validation import check_int_values, check_positive_int, check_probs
 
 
 def _labels(y: Any, probs: np.ndarray) -> np.ndarray:
-    y = np.asarray(y)
+    """``y`` checked against ``probs``: one whole-number class id in 0 .. K − 1 per row."""
+    if probs.shape[0] == 0:
+        raise ValueError(f"probs must hold at least one row to evaluate; got shape {probs.shape}")
+    y = check_int_values("y", y)
     if y.ndim != 1 or y.shape[0] != probs.shape[0]:
         raise ValueError(f"y must have shape ({probs.shape[0]},); got shape {y.shape}")
     if y.size and (y.min() < 0 or y.max() >= probs.shape[1]):
         bad = y[(y < 0) | (y >= probs.shape[1])][0]
         raise ValueError(f"label {bad} is outside the classes 0 .. {probs.shape[1] - 1}")
-    return y.astype(np.int64)
+    return y
 
 
 def accuracy(y: Any, probs: np.ndarray) -> float:
+    """Fraction of rows whose most likely class is ``y``."""
     p = check_probs("probs", probs)
     return float(np.mean(p.argmax(axis=1) == _labels(y, p)))
 
@@ -41,6 +45,9 @@ def macro_f1(y: Any, probs: np.ndarray) -> float:
 
 def nll(y: Any, probs: np.ndarray, *, eps: float = 1e-12) -> float:
     """Mean negative log-likelihood of the true class (probabilities clipped at ``eps``)."""
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+            or not 0 < eps < 1:
+        raise ValueError(f"eps must be a number in (0, 1); got {eps!r}")
     p = check_probs("probs", probs)
     y = _labels(y, p)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))))
@@ -48,6 +55,7 @@ def nll(y: Any, probs: np.ndarray, *, eps: float = 1e-12) -> float:
 
 def ece(y: Any, probs: np.ndarray, *, n_bins: int = 15) -> float:
     """Expected calibration error of the top-label confidence over ``n_bins`` equal-width bins."""
+    n_bins = check_positive_int("n_bins", n_bins)
     p = check_probs("probs", probs)
     y = _labels(y, p)
     conf = p.max(axis=1)

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_float_rows, check_positive_int
 from .progress import progress_bar
 from .utils import chunks
 
@@ -61,7 +61,11 @@ def import_faiss() -> Any:
 
 
 def _check(queries: Any, base: Any, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Finite (n, d) queries and (m, d) base (float32 kept, other numbers as float64) and 1 ≤ k ≤ m."""
     q, b = np.asarray(queries), np.asarray(base)
+    if q.ndim != 2 or b.ndim != 2 or q.shape[1] != b.shape[1]:
+        raise ValueError(f"queries and base must be (n, d) and (m, d); got shapes {q.shape} and {b.shape}")
+    q, b = check_float_rows("queries", q), check_float_rows("base", b)
     if q.ndim != 2 or b.ndim != 2 or q.shape[1] != b.shape[1]:
         raise ValueError(f"queries and base must be (n, d) and (m, d); got shapes {q.shape} and {b.shape}")
     k = check_positive_int("k", k)

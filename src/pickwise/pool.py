@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_indices, check_int_values, check_positive_int
 
 UNLABELED = -1
 
@@ -26,6 +26,10 @@ class Pool:
     labeled_at : ndarray of shape (n,), int64
     n_classes : int or None
         When given, labels outside ``0 .. n_classes - 1`` are refused.
+
+    Every check raises ``ValueError`` naming the offending value: labels and rounds must be whole
+    numbers (2.0 is read as 2; 1.5, NaN, bool and str are refused), labels ≥ −1, rounds ≥ 0 for
+    labelled items.
     """
 
     labels: np.ndarray
@@ -34,14 +38,26 @@ class Pool:
     _labeled: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        labels = np.asarray(self.labels, dtype=np.int64)
-        labeled_at = np.asarray(self.labeled_at, dtype=np.int64)
+        labels = check_int_values("labels", self.labels)
+        labeled_at = check_int_values("labeled_at", self.labeled_at)
         if labels.ndim != 1 or labels.shape != labeled_at.shape:
             raise ValueError(
                 f"labels and labeled_at must be 1-D of equal length; got {labels.shape} and {labeled_at.shape}"
             )
+        if self.n_classes is not None:
+            object.__setattr__(self, "n_classes", check_positive_int("n_classes", self.n_classes))
+        if labels.size and labels.min() < UNLABELED:
+            raise ValueError(f"label {int(labels.min())} is negative; labels are class ids 0 .. n_classes-1 "
+                             f"or {UNLABELED} for unlabelled")
+        if self.n_classes is not None and labels.size and labels.max() >= self.n_classes:
+            raise ValueError(f"label {int(labels.max())} is outside the classes 0 .. {self.n_classes - 1}")
+        if labeled_at.size and labeled_at.min() < UNLABELED:
+            raise ValueError(f"labeled_at {int(labeled_at.min())} is negative; rounds are >= 0 ({UNLABELED} for "
+                             "unlabelled)")
         if np.any((labels == UNLABELED) != (labeled_at == UNLABELED)):
-            raise ValueError("labels and labeled_at disagree on which items are labelled")
+            bad = int(np.flatnonzero((labels == UNLABELED) != (labeled_at == UNLABELED))[0])
+            raise ValueError(f"labels and labeled_at disagree on which items are labelled (item {bad}: label "
+                             f"{int(labels[bad])}, labeled_at {int(labeled_at[bad])})")
         labels.setflags(write=False)
         labeled_at.setflags(write=False)
         object.__setattr__(self, "labels", labels)
@@ -90,7 +106,8 @@ class Pool:
         return int(self.labeled_at.max()) if self.n_labeled else -1
 
     def is_labeled(self, indices: Any) -> np.ndarray:
-        return self.labels[np.asarray(indices, dtype=np.int64)] != UNLABELED
+        """Whether each of ``indices`` (integers in 0 .. n − 1) is labelled; bool array of their shape."""
+        return self.labels[check_indices("indices", indices, len(self))] != UNLABELED
 
     def label(self, indices: Any, labels: Any, *, round: int | None = None) -> Pool:
         """Return a new pool with ``indices`` labelled as ``labels`` in ``round``.
@@ -98,8 +115,11 @@ class Pool:
         ``round`` defaults to one past the latest round (0 for the first call). Refuses duplicate,
         out-of-range or already labelled indices, and labels outside the classes.
         """
-        idx = np.asarray(indices)
-        lab = np.asarray(labels)
+        try:
+            idx = np.asarray(indices)
+            lab = np.asarray(labels)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"indices and labels must be 1-D arrays; could not read them: {err}") from None
         if idx.ndim != 1 or lab.ndim != 1 or idx.shape != lab.shape:
             raise ValueError(
                 f"indices and labels must be 1-D of equal length; got shapes {idx.shape} and {lab.shape}"
@@ -130,8 +150,8 @@ class Pool:
             raise ValueError(f"label {int(lab.max())} is outside the classes 0 .. {self.n_classes - 1}")
         if round is None:
             round = self.round + 1
-        elif round < 0:
-            raise ValueError(f"round must be >= 0; got {round}")
+        else:
+            round = check_positive_int("round", round, allow_zero=True)
         labels_new = self.labels.copy()
         at_new = self.labeled_at.copy()
         labels_new[idx] = lab
@@ -139,8 +159,8 @@ class Pool:
         return Pool(labels_new, at_new, self.n_classes)
 
     def labeled_in(self, round: int) -> np.ndarray:
-        """Absolute indices labelled in ``round``."""
-        return np.flatnonzero(self.labeled_at == round)
+        """Absolute indices labelled in ``round`` (an integer >= 0)."""
+        return np.flatnonzero(self.labeled_at == check_positive_int("round", round, allow_zero=True))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pool):

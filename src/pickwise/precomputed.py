@@ -339,12 +339,12 @@ def select_with_values(strategy: Any, model: Any, x: Any, pool: Any, k: int, *,
     """
     import copy
 
-    from ._validation import check_k
+    from ._validation import check_selection
     from .protocols import ScoreBased
     from .select.topk import top_k
 
     if isinstance(strategy, ScoreBased):
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         scores = np.asarray(strategy.scores(model, x, unl, rng=rng), dtype=np.float64)
         pos = top_k(scores, k, rng=rng)

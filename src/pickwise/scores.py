@@ -1,8 +1,15 @@
 """Acquisition scores: pure functions over probability arrays. Higher = more informative.
 
 Single-model scores take ``probs`` of shape (n, n_classes); MC-dropout scores take
-``draws`` of shape (n_draws, n, n_classes); committee scores take ``members`` of shape
-(n_members, n, n_classes). Every function returns a float64 array of shape (n,).
+``draws`` of shape (n_draws, n, n_classes) — draws first, items second, the layout of every MC
+array in pickwise; committee scores take ``members`` of shape (n_members, n, n_classes). Every
+function returns a float64 array of shape (n,).
+
+Layout check: an (n, n_draws, n_classes) array has the same number of axes, so from the array
+alone the two layouts cannot be told apart. Pass ``n_items=n`` (the number of items scored) to the
+MC and committee scores and a swapped array raises ``ValueError`` naming its shape and the layout
+expected; the strategies pass it for every chunk. Bad input (wrong ndim or dtype, NaN or inf,
+values outside [0, 1], rows not summing to 1) raises ``ValueError`` naming the argument.
 Entropies use natural logarithms. Definitions follow ../shared/ALGORITHMS.md (Gal et al. 2017
 for the MC scores; Settles' survey for the committee scores).
 """
@@ -13,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import check_choice, check_probs
+from ._validation import check_choice, check_draws, check_probs
 
 __all__ = [
     "least_confidence",
@@ -60,24 +67,35 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     return _entropy(p)
 
 
-def max_entropy(draws: np.ndarray) -> np.ndarray:
-    """Entropy of the mean prediction over MC draws, H(mean_t p_t)."""
-    d = check_probs("draws", draws, ndim=3)
+def max_entropy(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """Entropy of the mean prediction over MC draws, H(mean_t p_t).
+
+    ``draws``: (n_draws, n, n_classes), draws first; ``n_items`` (optional) is the number of
+    items, checked against axis 1 so that an (n, n_draws, n_classes) array raises.
+    """
+    d = check_draws("draws", draws, n_items=n_items)
     return _entropy(d.mean(axis=0))
 
 
-def bald(draws: np.ndarray) -> np.ndarray:
+def bald(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
     """Mutual information H(mean_t p_t) − mean_t H(p_t) (Houlsby et al. 2011; Gal et al. 2017).
 
     Averages probabilities, not logits. Zero when all draws agree; clipped at 0 against rounding.
+
+    ``draws``: (n_draws, n, n_classes), draws first; ``n_items`` (optional) is the number of
+    items, checked against axis 1 so that an (n, n_draws, n_classes) array raises.
     """
-    d = check_probs("draws", draws, ndim=3)
+    d = check_draws("draws", draws, n_items=n_items)
     return np.maximum(_entropy(d.mean(axis=0)) - _entropy(d).mean(axis=0), 0.0)
 
 
-def variation_ratio(draws: np.ndarray) -> np.ndarray:
-    """1 − (count of the modal predicted class over draws) / n_draws, in [0, 1 − 1/K]."""
-    d = check_probs("draws", draws, ndim=3)
+def variation_ratio(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """1 − (count of the modal predicted class over draws) / n_draws, in [0, 1 − 1/K].
+
+    ``draws``: (n_draws, n, n_classes), draws first; ``n_items`` (optional) is the number of
+    items, checked against axis 1 so that an (n, n_draws, n_classes) array raises.
+    """
+    d = check_draws("draws", draws, n_items=n_items)
     n_draws, n, k = d.shape
     votes = d.argmax(axis=2)  # (T, n)
     counts = np.zeros((n, k), dtype=np.int64)
@@ -85,15 +103,23 @@ def variation_ratio(draws: np.ndarray) -> np.ndarray:
     return 1.0 - counts.max(axis=1) / n_draws
 
 
-def mean_std(draws: np.ndarray) -> np.ndarray:
-    """Mean over classes of the standard deviation over draws of p_c."""
-    d = check_probs("draws", draws, ndim=3)
+def mean_std(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """Mean over classes of the standard deviation over draws of p_c.
+
+    ``draws``: (n_draws, n, n_classes), draws first; ``n_items`` (optional) is the number of
+    items, checked against axis 1 so that an (n, n_draws, n_classes) array raises.
+    """
+    d = check_draws("draws", draws, n_items=n_items)
     return d.std(axis=0).mean(axis=1)
 
 
-def vote_entropy(members: np.ndarray) -> np.ndarray:
-    """−Σ_c (V_c / C) log(V_c / C), V_c = number of committee members voting for class c."""
-    m = check_probs("members", members, ndim=3)
+def vote_entropy(members: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """−Σ_c (V_c / C) log(V_c / C), V_c = number of committee members voting for class c.
+
+    ``members``: (n_members, n, n_classes), members first; ``n_items`` (optional) is the
+    number of items, checked against axis 1.
+    """
+    m = check_draws("members", members, n_items=n_items, axes="n_members, n, n_classes")
     n_members, n, k = m.shape
     votes = m.argmax(axis=2)
     counts = np.zeros((n, k), dtype=np.float64)
@@ -101,9 +127,13 @@ def vote_entropy(members: np.ndarray) -> np.ndarray:
     return _entropy(counts / n_members)
 
 
-def kl_to_consensus(members: np.ndarray) -> np.ndarray:
-    """mean_c KL(P_c ‖ P_mean): the average divergence of each member from the consensus."""
-    m = check_probs("members", members, ndim=3)
+def kl_to_consensus(members: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """mean_c KL(P_c ‖ P_mean): the average divergence of each member from the consensus.
+
+    ``members``: (n_members, n, n_classes), members first; ``n_items`` (optional) is the
+    number of items, checked against axis 1.
+    """
+    m = check_draws("members", members, n_items=n_items, axes="n_members, n, n_classes")
     consensus = m.mean(axis=0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(m > 0, m * (np.log(np.where(m > 0, m, 1.0)) - np.log(np.where(m > 0, consensus, 1.0))), 0.0)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._validation import check_choice, check_k
+from ._validation import check_choice, check_selection
 from .pool import Pool
 from .protocols import ScoreBased
 from .select.topk import top_k
@@ -83,9 +83,14 @@ class Subsample:
             raise ValueError(f"alpha as a fraction must lie in (0, 1]; got {alpha}")
         if isinstance(alpha, (int, np.integer)) and alpha < 1:
             raise ValueError(f"alpha as a count must be >= 1; got {alpha}")
-        if not (isinstance(tau, (int, float)) and tau > 0 and np.isfinite(tau)):
+        if isinstance(tau, (bool, np.bool_)) or not (isinstance(tau, (int, float, np.integer, np.floating))
+                                                     and tau > 0 and np.isfinite(tau)):
             raise ValueError(f"tau must be a positive finite number; got {tau!r}")
         check_choice("weighting", weighting, WEIGHTINGS)
+        if prune_below is not None and (isinstance(prune_below, (bool, np.bool_))
+                                        or not isinstance(prune_below, (int, float, np.integer, np.floating))
+                                        or np.isnan(prune_below)):
+            raise ValueError(f"prune_below must be None or a number; got {prune_below!r}")
         self.inner = inner
         self.alpha = alpha
         self.tau = float(tau)
@@ -111,7 +116,7 @@ class Subsample:
         return min(max(m, k), n_unlabeled)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         if self.values is None or self.values.shape[0] != len(pool):
             self.values = np.full(len(pool), np.nan)
@@ -133,6 +138,9 @@ class Subsample:
                 log_w = candidate_weights(np.where(known, v, fill), tau=self.tau, weighting=self.weighting)
                 cand = np.sort(eligible[sample_without_replacement(log_w, m, rng=rng)])
         s = np.asarray(self.inner.scores(model, x, cand, rng=rng), dtype=np.float64)
+        if s.shape != cand.shape:
+            raise ValueError(f"{getattr(self.inner, 'name', 'the inner strategy')} scores must have shape "
+                             f"{cand.shape} (one per candidate); got shape {s.shape}")
         self.values[cand] = s  # by absolute sample index, in the order the scores were computed
         self.last_n_scored = int(cand.shape[0])
         return cand[top_k(s, k, rng=rng)]

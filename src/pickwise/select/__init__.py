@@ -1,5 +1,6 @@
 """Batch selection algorithms over arrays: one file each."""
 
+from .epig import batch_epig_scores, batch_epig_select, epig_scores
 from .bait import BaitTrace, bait_greedy, bait_select, fisher_rows, mean_fisher
 from .batchbald import batchbald_scores, batchbald_select, conditional_entropies
 from .kcenter import kcenter_greedy, min_sq_distances, nearest_centres
@@ -13,9 +14,12 @@ __all__ = [
     "BaitTrace",
     "bait_greedy",
     "bait_select",
+    "batch_epig_scores",
+    "batch_epig_select",
     "batchbald_scores",
     "batchbald_select",
     "conditional_entropies",
+    "epig_scores",
     "fisher_rows",
     "kcenter_greedy",
     "kmeanspp_seeding",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_finite, check_probs
+from .._validation import as_numeric, check_batch_size, check_finite, check_probs
 
 __all__ = ["bait_select", "bait_greedy", "BaitTrace", "fisher_rows", "mean_fisher"]
 
@@ -95,6 +95,10 @@ def _times(s: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
     return s @ (h @ w3).reshape(h.shape[0], k, r)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass
 class BaitTrace:
     """What :func:`bait_greedy` did: ``steps`` as (+1 add / −1 remove, position), the objective
@@ -131,24 +135,23 @@ def bait_greedy(
         Forward steps = min(n, round(oversample·k)) ≥ k, then backward to k.
     """
     p = check_probs("probs", probs)
-    hh = check_finite("h", np.asarray(h, dtype=np.float64))
+    hh = check_finite("h", np.asarray(as_numeric("h", h), dtype=np.float64))
     n, kc = p.shape
     if hh.ndim != 2 or hh.shape[0] != n:
         raise ValueError(f"h must have shape ({n}, d); got shape {hh.shape}")
     d = hh.shape[1]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must lie in 1 .. {n} (the number of candidates)")
-    if not lam > 0:
-        raise ValueError(f"lam must be > 0; got {lam}")
-    if not oversample >= 1:
-        raise ValueError(f"oversample must be >= 1; got {oversample}")
+    k = check_batch_size(k, n, what="the number of candidates")
+    if not _is_number(lam) or not np.isfinite(lam) or not lam > 0:
+        raise ValueError(f"lam must be a finite number > 0; got {lam!r}")
+    if not _is_number(oversample) or not np.isfinite(oversample) or not oversample >= 1:
+        raise ValueError(f"oversample must be a finite number >= 1; got {oversample!r}")
     if (probs_labeled is None) != (h_labeled is None):
         raise ValueError("give both probs_labeled and h_labeled, or neither")
     if probs_labeled is None:
         pl, hl = np.empty((0, kc)), np.empty((0, d))
     else:
         pl = check_probs("probs_labeled", probs_labeled)
-        hl = check_finite("h_labeled", np.asarray(h_labeled, dtype=np.float64))
+        hl = check_finite("h_labeled", np.asarray(as_numeric("h_labeled", h_labeled), dtype=np.float64))
         if pl.shape[1] != kc or hl.shape != (pl.shape[0], d):
             raise ValueError(f"labelled factors must be ({pl.shape[0]}, {kc}) and ({pl.shape[0]}, {d}); "
                              f"got {pl.shape} and {hl.shape}")

@@ -27,7 +27,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp, xlogy
 
-from .._validation import check_positive_int, check_probs
+from .._validation import (
+    check_batch_size,
+    check_draws,
+    check_indices,
+    check_positive_int,
+)
 
 __all__ = ["batchbald_select", "batchbald_scores", "conditional_entropies"]
 
@@ -35,8 +40,12 @@ __all__ = ["batchbald_select", "batchbald_scores", "conditional_entropies"]
 _BLOCK = 1 << 21
 
 
-def conditional_entropies(draws: np.ndarray) -> np.ndarray:
-    """E_ω H(y_i | ω) = mean_t H(p_t,i); ndarray of shape (n,)."""
+def conditional_entropies(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
+    """E_ω H(y_i | ω) = mean_t H(p_t,i); ndarray of shape (n,). ``draws``: (n_draws, n, n_classes)."""
+    return _conditional_entropies(check_draws("draws", draws, n_items=n_items))
+
+
+def _conditional_entropies(draws: np.ndarray) -> np.ndarray:
     return -xlogy(draws, draws).sum(axis=2).mean(axis=0)
 
 
@@ -94,19 +103,45 @@ def batchbald_scores(
     max_configs: int = 40_000,
     n_samples: int = 40_000,
     cond: np.ndarray | None = None,
+    n_items: int | None = None,
 ) -> np.ndarray:
     """a(S ∪ {x_i}) for every item i, with S = ``chosen``; ndarray of shape (n,).
 
-    Exact while K^|S| ≤ ``max_configs``; otherwise sampled with ``n_samples`` configurations drawn
-    from ``rng`` (required then). Items in S get the value a(S).
+    ``draws`` has shape (n_draws, n, n_classes), draws first (``n_items``, when given, is checked
+    against axis 1); ``chosen`` holds distinct positions in 0 .. n − 1. Exact while
+    K^|S| ≤ ``max_configs``; otherwise sampled with ``n_samples`` configurations drawn from ``rng``
+    (required then). Items in S get the value a(S) = H(y_S) − Σ_{s∈S} E_ω H(y_s | ω) (from the same
+    exact table or sampled configurations as the others), not a(S ∪ {x_i}) with x_i counted twice.
+    ``cond`` (shape (n,)) may pass :func:`conditional_entropies` in when it is already known.
     """
+    d = check_draws("draws", draws, n_items=n_items)
+    n = d.shape[1]
+    s = check_indices("chosen", chosen, n)
+    if np.unique(s).shape[0] != s.shape[0]:
+        raise ValueError(f"chosen must hold distinct positions; got {s.tolist()}")
+    check_positive_int("max_configs", max_configs)
+    check_positive_int("n_samples", n_samples)
+    if cond is not None:
+        cond = np.asarray(cond, dtype=np.float64)
+        if cond.shape != (n,) or not np.all(np.isfinite(cond)):
+            raise ValueError(f"cond must be {n} finite conditional entropies; got shape {cond.shape}")
+    return _batchbald_scores(d, s, rng=rng, max_configs=max_configs, n_samples=n_samples, cond=cond)
+
+
+def _batchbald_scores(
+    draws: np.ndarray, chosen: np.ndarray, *, rng: np.random.Generator | None, max_configs: int, n_samples: int,
+    cond: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`batchbald_scores` on checked float64 draws and int64 ``chosen`` (the greedy loop's step)."""
     t, n, k = draws.shape
-    chosen = np.asarray(chosen, dtype=np.int64)
     if cond is None:
-        cond = conditional_entropies(draws)
+        cond = _conditional_entropies(draws)
     b = chosen.shape[0]
     if k**b <= max_configs:
-        joint = _joint_entropies(draws, _exact_table(draws[:, chosen, :]), log_scale=None)
+        table = _exact_table(draws[:, chosen, :])
+        joint = _joint_entropies(draws, table, log_scale=None)
+        marg = table.mean(axis=0)
+        h_s = float(-xlogy(marg, marg).sum())  # H(y_S), exact
     else:
         if rng is None:
             raise ValueError(f"{k}^{b} configurations exceed max_configs={max_configs}; sampling needs an rng")
@@ -114,7 +149,10 @@ def batchbald_scores(
         top = log_table.max(axis=0)
         log_marg = logsumexp(log_table, axis=0) - np.log(t)
         joint = _joint_entropies(draws, np.exp(log_table - top), log_scale=log_marg)
-    return joint - cond[chosen].sum() - cond
+        h_s = float(-log_marg.mean())  # H(y_S) ≈ −mean_m log P(y_S^m), the configurations being drawn from P
+    out = joint - cond[chosen].sum() - cond
+    out[chosen] = h_s - cond[chosen].sum()  # a(S) itself: y_i for i ∈ S adds nothing
+    return out
 
 
 def batchbald_select(
@@ -124,13 +162,14 @@ def batchbald_select(
     rng: np.random.Generator,
     max_configs: int = 40_000,
     n_samples: int = 40_000,
+    n_items: int | None = None,
 ) -> np.ndarray:
     """Greedy BatchBALD: ``k`` distinct positions in pick order.
 
     Parameters
     ----------
     draws : ndarray of shape (n_draws, n, n_classes)
-        Consistent MC draws (one seed for the whole pool). Converted to float64.
+        Consistent MC draws (one seed for the whole pool), draws first. Converted to float64.
     k : int
         1 ≤ k ≤ n.
     rng : numpy Generator
@@ -139,20 +178,22 @@ def batchbald_select(
         Largest K^b for which the joint entropy is computed exactly.
     n_samples : int
         M, the number of sampled configurations beyond that.
+    n_items : int, optional
+        The number of items n: checked against axis 1, so that an (n, n_draws, n_classes) array
+        raises ``ValueError`` instead of selecting draw indices.
 
     Each step takes the first maximum; k = 1 is BALD's top item.
     """
-    d = check_probs("draws", draws, ndim=3)
+    d = check_draws("draws", draws, n_items=n_items)
     n = d.shape[1]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must lie in 1 .. {n} (the number of items)")
+    k = check_batch_size(k, n)
     check_positive_int("max_configs", max_configs)
     check_positive_int("n_samples", n_samples)
-    cond = conditional_entropies(d)
+    cond = _conditional_entropies(d)
     picks: list[int] = []
     for _ in range(k):
-        scores = batchbald_scores(d, np.array(picks, dtype=np.int64), rng=rng, max_configs=max_configs,
-                                  n_samples=n_samples, cond=cond)
+        scores = _batchbald_scores(d, np.array(picks, dtype=np.int64), rng=rng, max_configs=max_configs,
+                                   n_samples=n_samples, cond=cond)
         if picks:
             scores[picks] = -np.inf
         picks.append(int(np.argmax(scores)))

@@ -29,7 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite
+from .._validation import (
+    as_numeric,
+    check_batch_size,
+    check_finite,
+    check_positive_int,
+    check_rng,
+)
 from ..progress import progress_bar
 from ..utils import chunks
 
@@ -50,7 +56,7 @@ _RETEST_AFTER = 4
 
 def _as_float(name: str, a: Any) -> np.ndarray:
     """float32 stays float32, anything else becomes float64; finiteness checked in row blocks."""
-    arr = np.asarray(a)
+    arr = as_numeric(name, a)
     if arr.dtype != np.float32:
         arr = np.asarray(arr, dtype=np.float64)
     for rs in chunks(arr.shape[0] if arr.ndim else 1, _DENSE_ROWS):
@@ -70,6 +76,11 @@ def _sq(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_pair(x: np.ndarray, centres: np.ndarray) -> None:
+    if np.ndim(x) != 2 or np.ndim(centres) != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(f"x and centres must have shapes (n, d) and (m, d); got {np.shape(x)} and {np.shape(centres)}")
+
+
 def nearest_centres(
     x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +89,10 @@ def nearest_centres(
     Without ``neighbors``: exact, in blocks of ``chunk_size`` × ``chunk_size`` distances (ties go to
     the smaller index). With a :class:`pickwise.neighbors.NeighborSearch` (e.g. ``FaissFlat()``),
     its ``search(x, centres, 1)``; rows that an approximate search found no centre for are computed
-    exactly. No centres: (inf, −1) everywhere.
+    exactly. No centres: (inf, −1) everywhere. ``x`` and ``centres`` are used as given (float
+    arrays of one dtype; :func:`min_sq_distances` checks them); only their shapes are checked here.
     """
+    _check_pair(x, centres)
     n = x.shape[0]
     out = np.full(n, np.inf)
     arg = np.full(n, -1, dtype=np.int64)
@@ -122,6 +135,8 @@ def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 10
     """
     x = _as_float("x", x)
     c = _as_float("centres", centres).astype(x.dtype, copy=False)
+    _check_pair(x, c)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     return nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)[0]
 
 
@@ -165,8 +180,9 @@ def kcenter_greedy(
     if x.ndim != 2:
         raise ValueError(f"x must have shape (n, d); got shape {x.shape}")
     n, dim = x.shape
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
+    k = check_batch_size(k, n, what="the number of rows")
+    check_rng(rng)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     c = np.empty((0, dim), dtype=x.dtype) if centres is None else _as_float("centres", centres)
     if c.ndim != 2 or c.shape[1] != dim:
         raise ValueError(f"centres must have shape (m, {dim}); got shape {c.shape}")

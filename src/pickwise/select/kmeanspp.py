@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice
+from .._validation import check_batch_size, check_choice, check_float_rows, check_rng
 from ..embeddings import GradEmbedding
 from ..progress import progress_bar
 
@@ -76,17 +76,16 @@ def kmeanspp_seeding(
     ndarray of shape (k,), int64
     """
     if isinstance(emb, GradEmbedding):
-        e = emb
+        e = GradEmbedding(check_float_rows("emb.a", emb.a), check_float_rows("emb.h", emb.h))
     else:
-        arr = np.asarray(emb)
-        e = GradEmbedding(np.ones((arr.shape[0], 1), dtype=np.float32), arr) if arr.dtype == np.float32 \
-            else GradEmbedding.dense(np.asarray(arr, dtype=np.float64))
+        arr = check_float_rows("emb", emb)  # float32 stays float32
+        e = GradEmbedding(np.ones((arr.shape[0], 1), dtype=arr.dtype), arr)
     kind = np.float32 if e.a.dtype == np.float32 and e.h.dtype == np.float32 else np.float64
     a = np.ascontiguousarray(e.a, dtype=kind)
     h = np.ascontiguousarray(e.h, dtype=kind)
     n = a.shape[0]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
+    k = check_batch_size(k, n, what="the number of rows")
+    check_rng(rng)
     check_choice("first", first, ("max_norm", "random"))
 
     hh = _sq64(h)

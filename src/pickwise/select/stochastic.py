@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_finite
+from .._validation import (
+    as_numeric,
+    check_batch_size,
+    check_choice,
+    check_finite,
+    check_rng,
+)
 
 __all__ = ["stochastic_batch", "stochastic_log_weights", "STOCHASTIC_MODES"]
 
@@ -31,7 +37,7 @@ def stochastic_log_weights(
 
     ``rng`` is needed only by "softrank", to rank tied scores.
     """
-    s = check_finite("scores", np.asarray(scores, dtype=np.float64))
+    s = check_finite("scores", np.asarray(as_numeric("scores", scores), dtype=np.float64))
     check_choice("mode", mode, STOCHASTIC_MODES)
     if mode == "softmax":
         return beta * s
@@ -70,12 +76,13 @@ def stochastic_batch(
     -------
     ndarray of shape (k,), int64, in draw order.
     """
-    s = np.asarray(scores, dtype=np.float64)
+    s = np.asarray(as_numeric("scores", scores), dtype=np.float64)
     if s.ndim != 1:
         raise ValueError(f"scores must have shape (n,); got shape {s.shape}")
-    if not 0 <= k <= s.shape[0]:
-        raise ValueError(f"k={k} must lie in 0 .. {s.shape[0]} (the number of scores)")
-    if not (np.isfinite(beta) and beta >= 0):
+    check_batch_size(k, s.shape[0], what="the number of scores", low=0)
+    check_rng(rng)
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number >= 0; got {beta}")
     logw = stochastic_log_weights(s, mode=mode, beta=beta, rng=rng)
     keys = logw + rng.gumbel(size=s.shape[0])

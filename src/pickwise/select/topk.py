@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_finite
+from .._validation import as_numeric, check_batch_size, check_finite, check_rng
 
 
 def _prepare(scores: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    s = check_finite("scores", np.asarray(scores, dtype=np.float64))
+    s = check_finite("scores", np.asarray(as_numeric("scores", scores), dtype=np.float64))
     if s.ndim != 1:
         raise ValueError(f"scores must have shape (n,); got shape {s.shape}")
-    if not 0 <= k <= s.shape[0]:
-        raise ValueError(f"k={k} must lie in 0 .. {s.shape[0]} (the number of scores)")
+    check_batch_size(k, s.shape[0], what="the number of scores", low=0)
+    check_rng(rng)
     # one uniform draw per item decides ties; both implementations consume the generator alike
     return s, rng.random(s.shape[0])
 

@@ -10,7 +10,13 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_finite, check_positive_int
+from .._validation import (
+    as_numeric,
+    check_batch_size,
+    check_finite,
+    check_positive_int,
+    check_rng,
+)
 from ..utils import chunks
 
 __all__ = ["weighted_kmeans_select", "nearest_distinct"]
@@ -24,6 +30,8 @@ def nearest_distinct(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 10
     unless a closer centre already claimed it. Only each centre's m nearest rows are considered
     (enough, since at most m − 1 rows can be claimed by others); memory O(m²).
     """
+    if np.ndim(x) != 2 or np.ndim(centres) != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(f"x and centres must have shapes (n, d) and (m, d); got {np.shape(x)} and {np.shape(centres)}")
     n, m = x.shape[0], centres.shape[0]
     if m > n:
         raise ValueError(f"{m} centres need at least {m} rows; got {n}")
@@ -81,17 +89,17 @@ def weighted_kmeans_select(
     """
     from sklearn.cluster import KMeans
 
-    x = np.asarray(x)
+    x = as_numeric("x", x)
     # float32 stays float32 (scikit-learn's k-means then runs in float32, about twice as fast)
     x = check_finite("x", x if x.dtype == np.float32 else np.asarray(x, dtype=np.float64))
-    w = check_finite("weights", np.asarray(weights, dtype=np.float64))
+    w = check_finite("weights", np.asarray(as_numeric("weights", weights), dtype=np.float64))
     if x.ndim != 2 or w.shape != (x.shape[0],):
         raise ValueError(f"x must be (n, d) and weights (n,); got {x.shape} and {w.shape}")
     if w.size and w.min() < 0:
         raise ValueError(f"weights must be >= 0; got {float(w.min())}")
     n = x.shape[0]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must lie in 1 .. {n} (the number of rows)")
+    k = check_batch_size(k, n, what="the number of rows")
+    check_rng(rng)
     check_positive_int("n_init", n_init)
     check_positive_int("max_iter", max_iter)
     if not w.sum() > 0:

@@ -9,6 +9,9 @@ from ..committee import QBC, Committee
 from .albl import ALBL
 from .basic import MCDropout, Random, Uncertainty
 from .batch import BADGE, BAIT, DBAL, EGL, BatchBALD, CoreSet, InformationDensity, StochasticBatch
+from .cluster_margin import ClusterMargin
+from .coldstart import ProbCover, TypiClust
+from .epig import EPIG, BatchEPIG
 
 __all__ = [
     "ALBL",
@@ -16,13 +19,18 @@ __all__ = [
     "BAIT",
     "DBAL",
     "EGL",
+    "EPIG",
     "QBC",
     "BatchBALD",
+    "BatchEPIG",
+    "ClusterMargin",
     "Committee",
     "CoreSet",
     "InformationDensity",
     "MCDropout",
+    "ProbCover",
     "Random",
     "StochasticBatch",
+    "TypiClust",
     "Uncertainty",
 ]

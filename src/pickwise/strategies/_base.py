@@ -16,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice
+from .._validation import (
+    _show,
+    as_numeric,
+    check_choice,
+    check_float_rows,
+    check_indices,
+    check_mc_layout,
+    check_probs,
+    check_selection,
+    n_rows,
+)
 from ..embeddings import GradEmbedding, grad_embedding
 from ..progress import progress_bar
 from ..scores import ScoreFn, get_score
@@ -38,7 +48,29 @@ def score_name(score: str | ScoreFn) -> str:
 
 
 def check_dtype(dtype: Any) -> type:
+    """The numpy type of a storage ``dtype`` name ("float64" or "float32")."""
     return check_choice("dtype", dtype, DTYPES)
+
+
+def check_pool_indices(x: Any, indices: Any) -> np.ndarray:
+    """``indices`` as int64 positions of ``x`` (1-D integers, each a row of ``x`` when its length is known)."""
+    n = n_rows(x)
+    return check_indices("indices", indices, n if n is not None else np.iinfo(np.int64).max)
+
+
+def model_rows(name: str, out: Any, m: int, *, axis: int = 0) -> np.ndarray:
+    """A model's output for a chunk of ``m`` rows, which must have ``m`` entries along ``axis``."""
+    arr = np.asarray(out)
+    if arr.ndim <= axis or arr.shape[axis] != m:
+        raise ValueError(f"{name} must have {m} rows (one per input row) along axis {axis}; got shape {arr.shape}")
+    return arr
+
+
+def mc_output(model: Any, xc: Any, n_draws: int, seed: int) -> np.ndarray:
+    """``model.predict_proba_mc(xc, n_draws, seed=seed)``, checked to be (n_draws, len(xc), K)."""
+    d = as_numeric("predict_proba_mc output", model.predict_proba_mc(xc, n_draws, seed=seed))
+    check_mc_layout("predict_proba_mc output", d.shape, n_items=n_rows(xc), n_draws=n_draws)
+    return d
 
 
 def map_chunks(
@@ -47,13 +79,17 @@ def map_chunks(
     """``fn(x[chunk])`` over chunks of ``indices``, stacked along axis 0 into one preallocated array.
 
     Never holds more than one chunk of inputs; the result has the first chunk's dtype and trailing
-    shape (an empty ``indices`` gives ``np.empty(0)``).
+    shape (an empty ``indices`` gives ``np.empty(0)``). ``fn`` must give one row per input row.
     """
+    indices = check_pool_indices(x, indices)
     n = indices.shape[0]
     out = None
     with progress_bar(n, desc) as bar:
         for sl in chunks(n, chunk_size):
-            part = np.asarray(fn(take(x, indices[sl])))
+            part = model_rows(f"{desc} output", fn(take(x, indices[sl])), sl.stop - sl.start)
+            if out is not None and part.shape[1:] != out.shape[1:]:
+                raise ValueError(f"{desc}: chunks disagree on the shape of a row; got {out.shape[1:]} and "
+                                 f"{part.shape[1:]}")
             if out is None:
                 out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
             out[sl] = part
@@ -61,9 +97,12 @@ def map_chunks(
     return out if out is not None else np.empty(0)
 
 
-def proba_scores(model: Any, x: Any, indices: np.ndarray, score: ScoreFn, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
-    """score(model.predict_proba(x[i])) for every i in ``indices``, chunk by chunk."""
-    return map_chunks(lambda xc: score(model.predict_proba(xc)), x, indices, chunk_size)
+def proba_scores(model: Any, x: Any, indices: np.ndarray, score: ScoreFn, chunk_size: int = DEFAULT_CHUNK, *,
+                 desc: str = "scoring") -> np.ndarray:
+    """score(model.predict_proba(x[i])) for every i in ``indices``, chunk by chunk (one row per input row
+    is checked; the score checks the probabilities)."""
+    return map_chunks(lambda xc: score(model_rows("predict_proba output", model.predict_proba(xc), n_rows(xc))),
+                      x, indices, chunk_size, desc=desc)
 
 
 class LazyRows:
@@ -108,13 +147,28 @@ def mc_scores(
     gets a :class:`LazyRows` view of the pool, so it fetches one chunk of rows at a time too.
     """
     if hasattr(model, "mc_scores"):
+        indices = check_pool_indices(x, indices)
         view = LazyRows(x, indices, desc="MC scoring")
         try:
-            return model.mc_scores(view, {"s": score}, n_draws, seed=seed, chunk_size=chunk_size)["s"]
+            out = model.mc_scores(view, {"s": score}, n_draws, seed=seed, chunk_size=chunk_size)["s"]
         finally:
             view.close()
-    return map_chunks(lambda xc: score(model.predict_proba_mc(xc, n_draws, seed=seed)), x, indices, chunk_size,
+        return model_rows("mc_scores output", out, indices.shape[0])
+    return map_chunks(lambda xc: score(mc_output(model, xc, n_draws, seed)), x, indices, chunk_size,
                       desc="MC scoring")
+
+
+def _grad_factors(model: Any, xc: Any, m: int, *, values: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``model.grad_factors(xc)`` checked: one row per input row, and (with ``values``) probabilities
+    (m, K) and finite activations (m, d)."""
+    out = model.grad_factors(xc)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ValueError(f"grad_factors must return a pair (probs, h); got {_show(out)}")
+    p = model_rows("grad_factors probs", out[0], m)
+    hc = model_rows("grad_factors h", out[1], m)
+    if values:
+        p, hc = check_probs("grad_factors probs", p), check_float_rows("grad_factors h", hc)
+    return p, hc
 
 
 def gather_embeddings(model: Any, x: Any, indices: np.ndarray, chunk_size: int, dtype: str = "float64") -> np.ndarray:
@@ -122,11 +176,17 @@ def gather_embeddings(model: Any, x: Any, indices: np.ndarray, chunk_size: int, 
 
     Float64 values equal ``np.asarray(model.embed(x[indices]), float64)`` exactly; 0 rows give (0, 0).
     """
-    if indices.shape[0] == 0:
+    if np.shape(indices)[0] == 0:
         return np.empty((0, 0), dtype=check_dtype(dtype))
     kind = check_dtype(dtype)
-    return map_chunks(lambda xc: np.asarray(model.embed(xc), dtype=np.float64).astype(kind, copy=False),
-                      x, indices, chunk_size, desc="embedding")
+
+    def one(xc: Any) -> np.ndarray:
+        e = model_rows("embed output", model.embed(xc), n_rows(xc))
+        if e.ndim != 2:
+            raise ValueError(f"embed output must have shape (n, d); got shape {e.shape}")
+        return check_float_rows("embed output", e).astype(kind, copy=False)
+
+    return map_chunks(one, x, indices, chunk_size, desc="embedding")
 
 
 def gather_grad_factors(
@@ -134,11 +194,15 @@ def gather_grad_factors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(probs (n, K), h (n, d)) of ``model.grad_factors`` over ``indices``, chunk by chunk, as ``dtype``."""
     kind = check_dtype(dtype)
+    indices = check_pool_indices(x, indices)
     n = indices.shape[0]
     probs = h = None
     with progress_bar(n, "gradient factors") as bar:
         for sl in chunks(n, chunk_size):
-            p, hc = model.grad_factors(take(x, indices[sl]))
+            p, hc = _grad_factors(model, take(x, indices[sl]), sl.stop - sl.start)
+            if probs is not None and (p.shape[1] != probs.shape[1] or hc.shape[1] != h.shape[1]):
+                raise ValueError(f"grad_factors output: chunks disagree on K or d; got {p.shape} and {hc.shape} "
+                                 f"after {probs.shape[1:]} and {h.shape[1:]}")
             if probs is None:
                 probs = np.empty((n, np.shape(p)[1]), dtype=kind)
                 h = np.empty((n, np.shape(hc)[1]), dtype=kind)
@@ -160,11 +224,14 @@ def gather_grad_embedding(
     values equal ``grad_embedding`` on the whole pool exactly, and nothing of size n·K·d exists.
     """
     kind = check_dtype(dtype)
+    indices = check_pool_indices(x, indices)
     n = indices.shape[0]
     a = h = None
     with progress_bar(n, "gradient embedding") as bar:
         for sl in chunks(n, chunk_size):
-            e = grad_embedding(*model.grad_factors(take(x, indices[sl])), bias=bias)
+            e = grad_embedding(*_grad_factors(model, take(x, indices[sl]), sl.stop - sl.start, values=False), bias=bias)
+            if a is not None and (e.a.shape[1] != a.shape[1] or e.h.shape[1] != h.shape[1]):
+                raise ValueError(f"grad_factors output: chunks disagree on K or d; got {e.a.shape} and {e.h.shape}")
             if a is None:
                 a = np.empty((n, e.a.shape[1]), dtype=kind)
                 h = np.empty((n, e.h.shape[1]), dtype=kind)
@@ -178,9 +245,8 @@ def gather_grad_embedding(
 def select_top_scores(strategy: Any, model: Any, x: Any, pool: Any, k: int, *, rng: np.random.Generator) -> np.ndarray:
     """The ``select`` of every score-based strategy: the top ``k`` unlabelled items by
     ``strategy.scores`` (ties broken by ``rng``), consuming ``rng`` as :class:`ScoreBased` promises."""
-    from .._validation import check_k
     from ..select.topk import top_k
 
-    k = check_k(pool, k)
+    k = check_selection(x, pool, k, rng)
     unl = pool.unlabeled
     return unl[top_k(strategy.scores(model, x, unl, rng=rng), k, rng=rng)]

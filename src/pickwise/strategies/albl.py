@@ -37,9 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_k, check_positive_int
+from .._validation import (
+    check_int_values,
+    check_positive_int,
+    check_probs,
+    check_selection,
+)
 from ..pool import Pool
 from ..utils import take
+from ._base import check_pool_indices, model_rows
 
 __all__ = ["ALBL", "exp4p_probabilities", "exp4p_update", "iw_accuracy"]
 
@@ -134,7 +140,7 @@ class ALBL:
         return exp4p_probabilities(self.log_weights, self.p_min)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         q = self.probabilities()
         arm = int(rng.choice(len(self.arms), p=q))
         chosen = np.asarray(self.arms[arm].select(model, x, pool, k, rng=rng), dtype=np.int64)
@@ -147,8 +153,8 @@ class ALBL:
         labels) on all points ALBL has queried; returns the reward, or None without a pending batch."""
         if self.pending is None:
             return None
-        idx = np.asarray(indices, dtype=np.int64)
-        lab = np.asarray(labels, dtype=np.int64)
+        idx = check_pool_indices(x, indices)
+        lab = check_int_values("labels", labels)
         if idx.shape != lab.shape:
             raise ValueError(f"indices and labels must have the same shape; got {idx.shape} and {lab.shape}")
         mine = np.isin(idx, self.pending["indices"])
@@ -162,7 +168,9 @@ class ALBL:
         self.history_labels = np.concatenate([self.history_labels, lab[mine]])
         self.history_weights = np.concatenate([self.history_weights, np.full(int(mine.sum()), 1.0 / q[arm])])
         if self.history_indices.shape[0]:
-            pred = np.asarray(model.predict_proba(take(x, self.history_indices))).argmax(axis=1)
+            rows = self.history_indices.shape[0]
+            probs = model_rows("predict_proba output", model.predict_proba(take(x, self.history_indices)), rows)
+            pred = check_probs("predict_proba output", probs).argmax(axis=1)
             correct = (pred == self.history_labels).astype(np.float64)
         else:
             correct = np.empty(0)

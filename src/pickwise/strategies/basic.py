@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import check_k, check_positive_int
+from .._validation import check_selection, check_positive_int
 from ..pool import Pool
 from ..protocols import Classifier, MCSampler
 from ..scores import ScoreFn
@@ -22,7 +22,7 @@ class Random:
     last_n_scored: ClassVar[int] = 0  # scores nothing
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         return rng.choice(pool.unlabeled, size=k, replace=False).astype(np.int64)
 
     @property

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import check_choice, check_k, check_positive_int
+from .._validation import check_choice, check_selection, check_positive_int
 from ..embeddings import GradEmbedding, expected_gradient_length, mean_cosine_similarity, mean_knn_cosine_similarity
 from ..pool import Pool
 from ..protocols import Classifier, Embedder, GradEmbedder, MCSampler, ScoreBased
@@ -39,10 +39,12 @@ from ..utils import chunks, take
 from ._base import (
     DEFAULT_CHUNK,
     check_dtype,
+    check_pool_indices,
     gather_embeddings,
     gather_grad_embedding,
     gather_grad_factors,
     map_chunks,
+    mc_output,
     proba_scores,
     resolve_score,
     score_name,
@@ -104,7 +106,7 @@ class BADGE:
         return gather_grad_embedding(model, x, indices, self.chunk_size, bias=self.bias, dtype=self.dtype)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         return unl[kmeanspp_seeding(self.embedding(model, x, unl), k, rng=rng)]
 
@@ -136,7 +138,7 @@ class CoreSet:
         _check_neighbors(self.neighbors)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         emb = gather_embeddings(model, x, unl, self.chunk_size, self.dtype)
         lab = gather_embeddings(model, x, pool.labeled, self.chunk_size, self.dtype).reshape(-1, emb.shape[1])
@@ -175,7 +177,7 @@ class DBAL:
         check_dtype(self.dtype)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         s = proba_scores(model, x, unl, resolve_score(self.score), self.chunk_size)
         keep = top_k(s, min(unl.shape[0], math.ceil(self.beta * k)), rng=rng)
@@ -221,22 +223,25 @@ class BatchBALD:
 
     def draws(self, model: Any, x: Any, indices: np.ndarray, *, seed: int) -> np.ndarray:
         """MC probabilities of ``indices``, float64 of shape (n_draws, n, K), written chunk by chunk."""
+        indices = check_pool_indices(x, indices)
         out = None
         for sl in chunks(indices.shape[0], self.chunk_size):
-            p = model.predict_proba_mc(take(x, indices[sl]), self.n_draws, seed=seed)
+            p = mc_output(model, take(x, indices[sl]), self.n_draws, seed)
+            if out is not None and p.shape[2] != out.shape[2]:
+                raise ValueError(f"predict_proba_mc output: chunks disagree on n_classes; got {p.shape} after "
+                                 f"{out.shape[2]} classes")
             if out is None:
                 out = np.empty((p.shape[0], indices.shape[0], p.shape[2]))
             out[:, sl] = p
         return out
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         seed = int(rng.integers(2**31 - 1))
         if self.max_candidates is not None and unl.shape[0] > max(self.max_candidates, k):
             # BALD of every item from the same draws as below, reduced chunk by chunk
-            scores = map_chunks(lambda xc: bald(np.asarray(model.predict_proba_mc(xc, self.n_draws, seed=seed),
-                                                           dtype=np.float64)),
+            scores = map_chunks(lambda xc: bald(mc_output(model, xc, self.n_draws, seed)),
                                 x, unl, self.chunk_size, desc="BALD pre-filter")
             unl = unl[np.sort(top_k(scores, max(self.max_candidates, k), rng=rng))]
         d = self.draws(model, x, unl, seed=seed)
@@ -267,7 +272,7 @@ class BAIT:
         check_positive_int("chunk_size", self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         p, h = grad_factors(model, x, unl, self.chunk_size)
         pl, hl = grad_factors(model, x, pool.labeled, self.chunk_size) if pool.n_labeled else (None, None)
@@ -389,7 +394,7 @@ class StochasticBatch:
         return tuple(getattr(self.inner, "needs", ()))
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        k = check_k(pool, k)
+        k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
         s = self.inner.scores(model, x, unl, rng=rng)
         return unl[stochastic_batch(s, k, rng=rng, mode=self.mode, beta=self.beta)]
