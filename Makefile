@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[torch,plot,data,faiss,label,encoders,dev]"
+	$(PY) -m pip install --quiet -e ".[torch,plot,data,faiss,label,encoders,distributed,dev]"
 	$(PY) scripts/check_no_cuda.py
 	bash scripts/install_browser.sh
 	touch $@

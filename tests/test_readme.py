@@ -111,3 +111,11 @@ def test_readme_labelling_with_people_runs_as_written(tmp_path):
     assert "agreement on" in out.stdout
     rows = (work / "labels.csv").read_text().strip().splitlines()
     assert rows[0].startswith("item_id,label") and len(rows) == 1 + 100
+
+
+def test_readme_pools_beyond_one_machine_block_runs_as_written(tmp_path):
+    """The Ray example: a local Ray instance (loopback only) gives the single-machine BADGE picks."""
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("ray")
+    (block,) = re.findall(r"```python\n(.*?)```", _section("Pools beyond one machine (preview)"), flags=re.S)
+    assert _run_python(block, tmp_path, timeout=180) == ["same picks: True"]

@@ -1,0 +1,45 @@
+"""Execution engines: a pool held as ordered, stateful shards, and selection written once over them.
+
+* :class:`LocalEngine`: shards as numpy arrays in this process (one shard = the single-machine path).
+* :class:`RayEngine`: one Ray actor per shard (``pip install "pickwise[distributed]"``); ray is
+  imported only when a RayEngine is built.
+* :func:`sharded_top_k`, :func:`sharded_kmeanspp` (BADGE), :func:`sharded_kcenter` (core-set):
+  exact, with the picks of :func:`pickwise.select.top_k`, :func:`~pickwise.select.kmeanspp_seeding`
+  and :func:`~pickwise.select.kcenter_greedy` on the concatenated shards.
+
+Example::
+
+    from pickwise.engine import LocalEngine, RayEngine, sharded_kmeanspp
+    with RayEngine.from_arrays({"a": a, "h": h}, n_shards=4) as eng:
+        picks = sharded_kmeanspp(eng, 1000, rng=np.random.default_rng(0))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Engine, Loader, NpyLoader, npy_loaders, shard_bounds, split_arrays
+from .local import LocalEngine
+from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
+
+__all__ = [
+    "Engine",
+    "Loader",
+    "LocalEngine",
+    "NpyLoader",
+    "RayEngine",
+    "npy_loaders",
+    "shard_bounds",
+    "sharded_kcenter",
+    "sharded_kmeanspp",
+    "sharded_top_k",
+    "split_arrays",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RayEngine":  # imports nothing of ray until a RayEngine is built
+        from .ray import RayEngine
+
+        return RayEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

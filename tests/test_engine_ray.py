@@ -1,0 +1,217 @@
+"""pickwise.engine on Ray: the same picks as the local engine and the single-machine functions.
+
+One Ray instance for the module (4 logical CPUs, started once), then one ``ray.cluster_utils.Cluster``
+(head + 2 nodes) for the last test; everything on 127.0.0.1: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
+is set before ray is imported (Ray reads it into a constant at import; with it every listener binds
+loopback), usage statistics and the dashboard are off, token auth stays on with a throwaway token,
+and Ray writes only under its own temporary directory, removed at the end.
+
+Without ray these tests skip; under CI (CI=true, where the set-up installs the distributed extra) a
+missing ray fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pickwise.embeddings import GradEmbedding, gradient_factor
+from pickwise.engine import (
+    LocalEngine,
+    npy_loaders,
+    sharded_kcenter,
+    sharded_kmeanspp,
+    sharded_top_k,
+)
+from pickwise.select import kcenter_greedy, kmeanspp_seeding, top_k
+
+_IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+if importlib.util.find_spec("ray") is None:
+    if _IN_CI:
+        raise RuntimeError('CI must run the Ray tests, but ray is not installed (pip install "pickwise[distributed]")')
+    pytest.skip('the Ray engine tests need ray: pip install "pickwise[distributed]"', allow_module_level=True)
+
+_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every listener on 127.0.0.1; must precede `import ray`
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_TOKEN": secrets.token_hex(32),  # else Ray writes ~/.ray/auth_token
+}
+
+
+@pytest.fixture(scope="module")
+def ray_env() -> Iterator[Path]:
+    """The variables above (restored afterwards) and a short private temp dir (Unix socket paths)."""
+    if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
+        pytest.fail("ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set: it would not bind loopback")
+    tmp = Path(tempfile.mkdtemp(prefix="pwray-"))
+    (tmp / "ray").mkdir()  # Ray's default dir under RAY_TMPDIR; the cluster's address file goes there
+    env = {**_ENV, "RAY_TMPDIR": str(tmp)}  # Ray's own files (e.g. the cluster's address file) go here too
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import ray
+
+    # the test module is not importable by Ray's workers: ship its lambdas by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        yield tmp
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_local(ray_env: Path):
+    """The module's single Ray instance (started on first use; the cluster test shuts it down last)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _temp_dir=str(ray_env / "local"))
+    return ray
+
+
+def data(n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    a = gradient_factor(rng.dirichlet(np.ones(4) * 0.5, size=n)).astype(np.float32)
+    h = (rng.normal(size=(n, 6)) + rng.integers(0, 3, size=(n, 1)) * 2).astype(np.float32)
+    score = np.round(rng.normal(size=n), 1)  # ties
+    return a, h, score
+
+
+def check_same_picks(eng, a, h, score) -> None:
+    """Top-k, k-means++ and k-center on ``eng`` equal the single-machine functions."""
+    k = 40
+    r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+    assert np.array_equal(sharded_top_k(eng, k, rng=r1), top_k(score, k, rng=r2))
+    assert np.array_equal(sharded_kmeanspp(eng, k, rng=r1), kmeanspp_seeding(GradEmbedding(a, h), k, rng=r2))
+    lab = h[:5] + 0.5
+    assert np.array_equal(sharded_kcenter(eng, k, centres=lab, rng=r1, x="h"), kcenter_greedy(h, k, centres=lab, rng=r2))
+    assert np.array_equal(sharded_kcenter(eng, k, rng=r1, x="h"), kcenter_greedy(h, k, rng=r2))
+    assert r1.random() == r2.random()
+
+
+@pytest.mark.parametrize("n_shards", [1, 2, 3])
+def test_ray_engine_same_picks(ray_local, n_shards):
+    from pickwise.engine import RayEngine
+
+    a, h, score = data()
+    with RayEngine.from_arrays({"a": a, "h": h, "score": score}, n_shards=n_shards) as eng:
+        assert eng.sizes == LocalEngine.from_arrays({"a": a}, n_shards=n_shards).sizes
+        check_same_picks(eng, a, h, score)
+    assert ray_local.is_initialized()  # an engine that did not start Ray leaves it running
+
+
+def test_ray_engine_from_npy_files_and_errors(ray_local, tmp_path):
+    from pickwise.engine import RayEngine
+
+    a, h, score = data(seed=1)
+    for name, arr in (("a", a), ("h", h), ("score", score)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    loaders = npy_loaders({n: tmp_path / f"{n}.npy" for n in ("a", "h", "score")}, 3)
+    with RayEngine.from_loaders(loaders) as eng:
+        assert eng.sizes == (100, 100, 100)
+        check_same_picks(eng, a, h, score)
+        bad = score.copy()
+        with pytest.raises(ValueError, match="'entropy' is not an array"):
+            sharded_top_k(eng, 3, rng=np.random.default_rng(0), score="entropy")
+        # a shard-side score function; NaN is named by its global position
+        bad[[150, 250]] = np.nan
+        with pytest.raises(ValueError, match="nan at position 150"):
+            sharded_top_k(eng, 3, rng=np.random.default_rng(0), score=lambda s: bad[s["offset"] : s["offset"] + s["n"]])
+    with pytest.raises(ValueError, match="already initialised.*'127.0.0.1:1'"):
+        RayEngine.from_arrays({"a": a}, n_shards=1, address="127.0.0.1:1")
+
+
+def _listeners(pids: set[int]) -> list[str]:
+    """Local addresses of the TCP sockets in LISTEN state held by ``pids`` (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:  # the process ended meanwhile
+            continue
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:
+                out.append(f[1].split(":")[0])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+    seen, todo = {root}, [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc to list sockets")
+def test_every_ray_listener_is_on_loopback(ray_local):
+    from pickwise.engine import RayEngine
+
+    with RayEngine.from_arrays({"a": np.zeros((4, 1))}, n_shards=2):  # with the actors' workers up
+        addrs = _listeners(_descendants(os.getpid()))
+    assert len(addrs) >= 3, addrs  # GCS, raylet, workers: the check saw them
+    assert set(addrs) <= LOOPBACK, addrs
+
+
+def test_cluster_of_three_nodes_same_picks(ray_env):
+    """Head + 2 nodes on 127.0.0.1, joined through ``address=``: shards on every node, the same picks."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from pickwise.engine import RayEngine
+
+    if ray.is_initialized():
+        ray.shutdown()  # the single instance gives way (this test runs last)
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "temp_dir": str(ray_env / "ray")},
+    )
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        a, h, score = data(seed=2)
+        arrays = {"a": a, "h": h, "score": score}
+        # one CPU per actor on nodes of one CPU: one shard per node
+        with RayEngine.from_arrays(arrays, n_shards=3, address=cluster.address, actor_options={"num_cpus": 1}) as eng:
+            nodes = eng.map(lambda s, _: ray.get_runtime_context().get_node_id())
+            assert len(set(nodes)) == 3
+            check_same_picks(eng, a, h, score)
+        assert not ray.is_initialized()  # the engine connected, so it disconnects
+    finally:
+        cluster.shutdown()
