@@ -20,7 +20,9 @@ held at once. They run their first ``--ref-picks`` picks and are extrapolated li
 
 Also: faiss for core-set's initial pass to a large labelled set (exact and approximate, with the
 error of the approximate ones), k-NN information density with faiss, and head-only MC dropout
-with TorchClassifier (784→512→10 MLP, N = 100k: mc_scores with T = 20 against one predict_proba).
+with TorchClassifier (784→512→10 MLP, N = 100k: mc_scores with T = 20 against one predict_proba;
+the default batched heads, the per-draw loop they replace, and the whole network per draw;
+benchmarks/mc.py measures the same alone, in a minute).
 """
 
 from __future__ import annotations
@@ -221,6 +223,7 @@ def _kcenter_split(spec: dict, model, pool) -> dict:
 
 def _torch_mc(spec: dict) -> dict:
     import torch
+    from contextlib import closing
 
     from pickwise.adapters import TorchClassifier, mlp
     from pickwise.scores import bald
@@ -239,32 +242,16 @@ def _torch_mc(spec: dict) -> dict:
         _, t_det, _ = _measure(lambda: clf.predict_proba(x))
         _, t_mc, peak = _measure(lambda: clf.mc_scores(x, {"bald": bald}, spec["T"], seed=0))
         out[label] = {"predict_proba": t_det, "mc_scores": t_mc, "peak": peak}
-        if head_only is None:
-            _, t_st, peak_st = _measure(lambda: _stacked_head_bald(clf, x, spec["T"]))
-            out["stacked head (prototype)"] = {"predict_proba": t_det, "mc_scores": t_st, "peak": peak_st}
-    return out
+        if head_only is None:  # the plain reference of the batched heads: the draws one by one
+            def per_draw() -> np.ndarray:
+                scores = np.empty(n)
+                with closing(clf._mc_chunks(x, spec["T"], 0, None, batched_head=False)) as chunks:
+                    for sl, p in chunks:
+                        scores[sl] = bald(p)
+                return scores
 
-
-def _stacked_head_bald(clf, x, n_draws: int, chunk: int = 1024) -> np.ndarray:
-    """What head-only MC could cost: for a linear head after dropout, (h ⊙ m_t)Wᵀ = h(W ⊙ m_t)ᵀ, so
-    the T draws of a chunk are ONE product with the stacked (T·K, d) masked heads instead of T small
-    ones. A prototype for the measurement only (its masks are not the adapter's)."""
-    import torch
-
-    from pickwise.scores import bald
-
-    net = clf.module_
-    enc, head = net[:3], net[4]  # Flatten, Linear, ReLU | Dropout | Linear head
-    gen = torch.Generator().manual_seed(0)
-    masks = (torch.rand((n_draws, head.in_features), generator=gen) >= 0.5).float() / 0.5
-    w = (head.weight[None] * masks[:, None, :]).reshape(-1, head.in_features)
-    b = head.bias.repeat(n_draws)
-    out = np.empty(len(x))
-    with torch.no_grad():
-        for s in range(0, len(x), chunk):
-            z = torch.nn.functional.linear(enc(torch.from_numpy(x[s : s + chunk])), w, b)
-            p = torch.softmax(z.reshape(z.shape[0], n_draws, -1).double(), dim=-1).permute(1, 0, 2).numpy()
-            out[s : s + chunk] = bald(p)
+            _, t_ref, peak_ref = _measure(per_draw)
+            out["head-only, per draw"] = {"predict_proba": t_det, "mc_scores": t_ref, "peak": peak_ref}
     return out
 
 
@@ -526,7 +513,7 @@ def report(args, cfg, rows, growth, fa, knn, tmc, load0, wall) -> None:
     if "error" in tmc:
         print(f"| failed: {tmc['error']} | | | | |")
     else:
-        for label in ("head-only", "generic", "stacked head (prototype)"):
+        for label in ("head-only", "head-only, per draw", "generic"):
             r = tmc[label]
             print(f"| {label} | {_fmt(r['predict_proba'])} | {_fmt(r['mc_scores'])} | "
                   f"{r['mc_scores'] / r['predict_proba']:.2f}× | {_fmt(r['peak'], 0)} |")

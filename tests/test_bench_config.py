@@ -59,7 +59,7 @@ def test_expansion_defaults_and_ids():
         ({"budget": 30}, r"give rounds or budget, not both"),
         ({"seeds": [0, 0]}, r"seeds = \[0, 0\]: seeds repeat"),
         ({"seeds": -1}, r"seeds = -1"),
-        ({"initial": 0}, r"initial = 0: must be >= 1"),
+        ({"initial": -1}, r"initial = -1: must be >= 0"),
         ({"max_train": 50, "initial": 50}, r"max_train = 50 leaves no unlabelled pool"),
         ({"max_train": 25, "initial": 10}, r"initial \+ rounds·k = 10 \+ 2·10 = 30 exceeds max_train = 25"),
         ({"training": {"epoch": 3}}, r"training: unknown key 'epoch' \(did you mean 'epochs'\?\)"),

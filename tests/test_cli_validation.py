@@ -195,7 +195,7 @@ STREAM = ["stream", "--dataset", "digits", "--max-train", "100", "--epochs", "1"
 
 
 @pytest.mark.parametrize("argv, flag, value", [
-    (RUN, "--max-train", "-100"), (RUN, "--max-train", "0"), (RUN, "--initial", "0"), (RUN, "--k", "0"),
+    (RUN, "--max-train", "-100"), (RUN, "--max-train", "0"), (RUN, "--initial", "-1"), (RUN, "--k", "0"),
     (RUN, "--k", "-5"), (RUN, "--rounds", "-1"), (RUN, "--epochs", "0"), (RUN, "--hidden", "-3"),
     (RUN, "--n-draws", "0"), (RUN, "--committee", "1"), (RUN, "--seed", "-1"), (RUN, "--image-size", "0"),
     (RUN, "--split-seed", "-2"), (RUN, "--lr", "0"), (RUN, "--lr", "nan"), (RUN, "--dropout", "1.0"),

@@ -186,7 +186,8 @@ _NONFINITE = st.sampled_from([float("nan"), float("inf"), float("-inf")])
 #: (the pools of TINY_RUN: 60 items, 10 initial labels, so 50 unlabelled)
 BAD_OPTIONS = [
     ("--max-train", _INT_BELOW_1, ("run", "stream")),
-    ("--initial", _INT_BELOW_1, ("run", "stream")),
+    ("--initial", st.integers(-10**6, -1), ("run",)),  # run may start from no labels (--initial 0)
+    ("--initial", _INT_BELOW_1, ("stream",)),
     ("--initial", st.integers(61, 10**6), ("run",)),
     ("--initial", st.integers(60, 10**6), ("stream",)),
     ("--k", _INT_BELOW_1 | st.integers(51, 10**7), ("run",)),
@@ -206,6 +207,7 @@ BAD_OPTIONS = [
     ("--subsample-alpha", st.floats(max_value=0.0, allow_nan=False) | _NONFINITE, ("run",)),
     ("--budget", _INT_BELOW_1 | st.integers(51, 10**7), ("stream",)),
     ("--segment", _INT_BELOW_1, ("stream",)),
+    ("--threads", _INT_BELOW_1, ("run", "stream")),
     ("--q", st.floats(min_value=1.0, exclude_min=True, allow_nan=False) | st.floats(max_value=0.0, allow_nan=False)
      | _NONFINITE, ("stream",)),
 ]

@@ -41,6 +41,7 @@ from .strategies import (
     TypiClust,
     Uncertainty,
 )
+from .threads import limit_threads
 from .wrappers import Subsample
 
 # name -> module; imported on first attribute access (they pull in scikit-learn or torch)
@@ -79,6 +80,7 @@ __all__ = [
     "Uncertainty",
     "holdout",
     "initial_pool",
+    "limit_threads",
     "load",
     "load_records",
     "pool_rounds",

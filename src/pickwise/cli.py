@@ -77,7 +77,13 @@ def _add_pool(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pool loop")
     g.add_argument("--n-draws", type=int, default=20, help="MC-dropout passes for MC strategies, >= 1 (default: 20)")
     g.add_argument("--committee", type=int, default=5, help="committee members for qbc, >= 2 (default: 5)")
-    g.add_argument("--initial", type=int, default=20, help="initial random labels (default: 20)")
+    g.add_argument("--initial", type=int, default=20,
+                   help="initial labels (default: 20), random unless --initial-strategy; 0: start from no labels "
+                   "(round 0 trains nothing and the cold-start strategy picks the first --k items)")
+    g.add_argument("--initial-strategy", default=None, metavar="NAME",
+                   help="choose the initial labels (or, with --initial 0, round 0's --k items) with this strategy, "
+                   "without a trained model: typiclust, probcover or random (default: random; with --initial 0 the "
+                   "run's own --strategy when it needs no model)")
     g.add_argument("--k", type=int, default=20,
                    help="batch size: labels per round (default: 20); more than the unlabelled items is an error")
     g.add_argument("--rounds", type=int, default=10,
@@ -101,6 +107,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     _add_model(p)
     _add_pool(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads(p)
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch, BLAS and faiss threads (default: :func:`pickwise.threads.choose_threads`)."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch, BLAS and faiss (default: 1 for the small models mlp, logreg and tfidf, "
+                   "else the CPUs not busy with other processes)")
+
+
+#: commands whose parsers take --threads without the pool options (run and demo get it from _add_common)
+THREADS_COMMANDS = ("stream", "select")
 
 
 #: options of the pool loop that 'pickwise stream' refuses (it has no rounds, batches or strategies)
@@ -502,6 +520,8 @@ STREAM_CONFIG_KEYS = (
 
 def _run_stem(args: argparse.Namespace, strategy_name: str, seed: int, model: str | None = None) -> str:
     tag = strategy_name
+    if getattr(args, "initial_strategy", None) is not None:
+        tag += f"-from-{args.initial_strategy}"
     if args.subsample_alpha is not None:
         tag += f"-sub{args.subsample_alpha:g}"
     if args.trainer != "plain":
@@ -603,8 +623,21 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
     config = {key: getattr(args, key) for key in RUN_CONFIG_KEYS} | _data_config(args) | {"model": model}
     if _data_path(args) is not None and ds.class_names is not None:
         config["class_names"] = list(ds.class_names)  # label k of the records is class_names[k]
-    pool = initial_pool(n_items(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes)
-    identity = run_identity(strategy, pool, k=args.k, seed=seed, trainer=trainer, config=config)
+    init_name = getattr(args, "initial_strategy", None)
+    init_strategy = None
+    if init_name is not None:
+        from ._validation import check_choice
+
+        init_strategy = make_strategy(check_choice("--initial-strategy", init_name, strategy_names()))
+        config["initial_strategy"] = init_name  # only when given: earlier records still resume
+    pool = initial_pool(n_items(x_train), args.initial, ds.y_train, seed=seed, n_classes=ds.n_classes,
+                        strategy=init_strategy if args.initial > 0 else None, x=x_train)
+    if args.initial == 0:  # round 0 has no model: --initial-strategy, else the run's own if model-free, else random
+        from .loop import cold_start_strategy
+
+        init_strategy = cold_start_strategy(strategy, init_strategy)
+    identity = run_identity(strategy, pool, k=args.k, seed=seed, trainer=trainer, config=config,
+                            initial_strategy=init_strategy)
     path, passed_over = _run_path(out, _run_stem(args, strategy_name, seed, model), identity)
     if echo and note:
         print(f"pickwise run: note: {note}", file=sys.stderr)
@@ -624,6 +657,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         records=path,
         trainer=trainer,
         config=config,
+        initial_strategy=init_strategy,
     )
     from tqdm import tqdm
 
@@ -631,7 +665,7 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
     bar = tqdm(rounds, total=args.rounds + 1, desc=f"{strategy_name} seed {seed}", disable=not progress, unit="round")
     if echo:
         tqdm.write(f"{'round':>5} {'labelled':>8} {'accuracy':>8} {'macro_f1':>8} {'fit s':>7} {'select s':>8} {'scored':>8}"
-                   + ("  new labels by class" if names else ""))
+                   f" {'stop κ':>7}" + ("  new labels by class" if names else ""))
     recs = _Records()
     recs.model = model
     recs.path = path
@@ -640,21 +674,51 @@ def run_one(args: argparse.Namespace, strategy_name: str, seed: int, out: Path, 
         acc = rec.metrics.get("accuracy", float("nan"))
         bar.set_postfix(labelled=rec.n_labeled, acc=f"{acc:.3f}")
         if echo:
+            kappa = "—" if rec.stop_kappa is None else f"{rec.stop_kappa:.4f}"
             tqdm.write(
-                f"{rec.round:>5} {rec.n_labeled:>8} {acc:>8.4f} {rec.metrics.get('macro_f1', float('nan')):>8.4f} "
-                f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f} {rec.n_scored:>8}"
+                f"{rec.round:>5} {rec.n_labeled:>8} {_fmt_metric(rec.metrics.get('accuracy'))} "
+                f"{_fmt_metric(rec.metrics.get('macro_f1'))} "
+                f"{rec.fit_seconds:>7.2f} {rec.select_seconds:>8.3f} {rec.n_scored:>8} {kappa:>7}"
                 + (f"  {_class_counts(rec.labels, names)}" if names and rec.labels else "")
+                + ("  ← stop (predictions stable)" if rec.stop_reached is not None and rec.stop_reached == rec.round
+                   else "")
             )
+    if echo:
+        _print_stop(recs)
     return recs
 
 
+def _fmt_metric(value: float | None) -> str:
+    """A metric in the per-round table; "—" for a round without a model (round 0 from no labels)."""
+    return f"{'—':>8}" if value is None else f"{value:>8.4f}"
+
+
+def _print_stop(recs: list) -> None:
+    """One line on the stabilising-predictions stopping rule after the per-round table."""
+    from .stopping import THRESHOLD, WINDOW
+
+    last = recs[-1] if recs else None
+    if last is None or not any(r.stop_kappa is not None for r in recs):
+        return
+    if last.stop_reached is None:
+        print(f"stopping rule (mean kappa over {WINDOW} rounds >= {THRESHOLD}): not reached")
+        return
+    at = next(r for r in recs if r.round == last.stop_reached)
+    print(f"stopping rule (mean kappa over {WINDOW} rounds >= {THRESHOLD}): reached at round {at.round}, "
+          f"{at.n_labeled} labels")
+
+
 def _curve(recs: list) -> tuple[list[int], list[float]]:
-    return [r.n_labeled for r in recs], [r.metrics["accuracy"] for r in recs]
+    kept = [r for r in recs if "accuracy" in r.metrics]  # round 0 from no labels has no model
+    return [r.n_labeled for r in kept], [r.metrics["accuracy"] for r in kept]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``pickwise run``: one pool simulation; the per-round table, JSON Lines records and a PNG."""
-    _check_options(args)
+    if args.initial < 0:
+        raise ValueError(f"--initial must be >= 0; got {args.initial}")
+    # run may start from no labels (--initial 0); the shared bounds (_BOUNDS) keep demo's >= 1
+    _check_options(argparse.Namespace(**{**vars(args), "initial": None}))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recs = run_one(args, args.strategy, args.seed, out, progress=not args.no_progress, echo=True)
@@ -670,16 +734,10 @@ DEMO_STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "b
 
 
 def _demo_job(job: tuple[argparse.Namespace, str, int, str]) -> tuple[str, int, list]:
-    import os
+    from .threads import set_threads
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
     args, name, seed, out = job
+    set_threads(args.threads or 1)  # one thread per worker process unless --threads N says otherwise
     return name, seed, run_one(args, name, seed, Path(out), progress=False, echo=False)
 
 
@@ -703,7 +761,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(args, n, s, str(out)) for s in range(args.seeds) for n in names]
-    n_jobs = args.jobs or os.cpu_count() or 1
+    n_jobs = args.jobs or os.cpu_count() or 1  # each worker runs --threads threads (default 1)
     t0 = time.perf_counter()
     results: dict[str, list] = {n: [] for n in names}
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn")) as ex:
@@ -756,11 +814,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     bugs and keep their traceback.
     """
     parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in THREADS_COMMANDS:
+        _add_threads(sub.choices[name])
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return COMMANDS[args.command](args)
+        if not hasattr(args, "threads"):
+            return COMMANDS[args.command](args)
+        # threads chosen once, before any model is built: every command that trains or selects gets them
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1; got {args.threads}")
+        from .threads import limit_threads
+
+        model = getattr(args, "model", None)
+        with limit_threads(args.threads, model=("mlp" if model is None and "hidden" in args else model)):
+            return COMMANDS[args.command](args)
     except ValueError as e:
         print(f"pickwise {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from .oracle import as_oracle, check_answer
 from .pool import Pool
 from .protocols import check_capabilities
 from .records import RecordWriter, RoundRecord, read_jsonl
+from .stopping import STOP_SET_SIZE, prediction_kappa, stop_predictions, stop_round, stop_set
 from .training import fit_labeled
 from .utils import derive_rng, derive_seed, n_items
 
@@ -43,22 +44,51 @@ def _header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None) ->
 
 #: what must match for a records file to continue: every setting that changes the results
 #: (``rounds`` is not one: a rerun with more rounds extends the run, with fewer it stops earlier)
-_CHECKED_KEYS = ("config", "strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels")
+#: (``initial_strategy``: the strategy of round 0 of a run from no labels, None otherwise — as in
+#: headers written before it existed)
+_CHECKED_KEYS = ("config", "strategy_repr", "trainer_repr", "k", "seed", "n", "initial", "initial_labels",
+                 "initial_strategy")
+
+
+def model_free(strategy: Any) -> bool:
+    """Whether ``strategy`` selects without a trained model: it declares ``needs`` and needs nothing
+    (random, typiclust, probcover on raw features). Such a strategy is called with ``model=None``."""
+    return hasattr(strategy, "needs") and not tuple(strategy.needs)
+
+
+def cold_start_strategy(strategy: Any, initial_strategy: Any = None) -> Any:
+    """The strategy to make the first selection of a run from no labels (what ``pickwise run
+    --initial 0`` passes as :func:`pool_rounds`'s ``initial_strategy``): ``initial_strategy`` when
+    given (it must be :func:`model_free`), else ``strategy`` itself when it is model-free, else
+    :class:`~pickwise.strategies.Random`."""
+    if initial_strategy is not None:
+        if not model_free(initial_strategy):
+            raise ValueError(
+                f"initial strategy {_strategy_name(initial_strategy)!r} needs a trained model "
+                f"(needs {', '.join(t.__name__ for t in getattr(initial_strategy, 'needs', ())) or 'undeclared'}); "
+                "with no labels use one that needs none: random, typiclust, probcover")
+        return initial_strategy
+    if model_free(strategy):
+        return strategy
+    from .strategies import Random
+
+    return Random()
 
 
 def _run_header(strategy: Any, pool: Pool, k: int, seed: int, rounds: int | None, trainer: Any,
-                config: dict[str, Any] | None) -> dict[str, Any]:
+                config: dict[str, Any] | None, initial_strategy: Any = None) -> dict[str, Any]:
     header = _header(strategy, pool, k, seed, rounds)
     header["trainer_repr"] = repr(trainer) if trainer is not None and trainer is not fit_labeled else "fit_labeled"
     header["config"] = json.loads(json.dumps(config or {}, sort_keys=True))
+    header["initial_strategy"] = repr(initial_strategy) if pool.n_labeled == 0 else None
     return header
 
 
 def run_identity(strategy: Any, pool: Pool, *, k: int, seed: int = 0, trainer: Any = None,
-                 config: dict[str, Any] | None = None) -> dict[str, Any]:
+                 config: dict[str, Any] | None = None, initial_strategy: Any = None) -> dict[str, Any]:
     """What identifies a run of :func:`pool_rounds` in its records' header (the settings that change
     its results, ``rounds`` aside), as JSON-ready values: equal identities resume one another."""
-    header = _run_header(strategy, pool, k, seed, None, trainer, config)
+    header = _run_header(strategy, pool, k, seed, None, trainer, config, initial_strategy)
     return {key: header[key] for key in _CHECKED_KEYS}
 
 
@@ -96,6 +126,8 @@ def pool_rounds(
     records: str | os.PathLike[str] | None = None,
     trainer: Callable[..., dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
+    initial_strategy: Any = None,
+    stop_set_size: int = STOP_SET_SIZE,
 ) -> Iterator[RoundRecord]:
     """Run pool-based active learning, one :class:`RoundRecord` per round.
 
@@ -121,18 +153,39 @@ def pool_rounds(
     A callable ``oracle`` must answer integer class ids, one per index (integral floats such as
     3.0 are accepted); 0.7, NaN, a negative label or a wrong count raise ``ValueError``
     (:func:`pickwise.oracle.check_answer`).
+
+    Cold start. A ``pool`` with no labels starts with a round 0 that has no model: nothing is
+    trained or evaluated (``metrics`` is empty, ``n_labeled`` 0) and the first ``k`` items are chosen
+    by ``initial_strategy``, which must be given then and need no model (:func:`model_free`: Random,
+    TypiClust, ProbCover — called with ``model=None`` on the raw rows of ``x`` or their ``features=``
+    embedding; :func:`cold_start_strategy` picks the usual one); round 1 trains on those ``k`` labels
+    and ``strategy`` takes over. Without ``initial_strategy`` an empty pool is an error (a forgotten
+    initial set is never silently cold-started). ``initial_strategy`` is unused when the pool has labels
+    (to choose the initial labels with a strategy, see :func:`initial_pool`'s ``strategy``).
+
+    Stopping. Every round's model predicts a stop set of ``stop_set_size`` items (seeded, drawn from
+    the items unlabelled at the start; 0: none) and the record reports ``stop_kappa`` and
+    ``stop_reached`` (:mod:`pickwise.stopping`: stabilising predictions, Bloodgood & Vijay-Shanker
+    2009). They only report; the run goes on.
     """
     k = check_positive_int("k", k)
     if rounds is not None:
         rounds = check_positive_int("rounds", rounds, allow_zero=True)
     if n_items(x) != len(pool):
         raise ValueError(f"x has {n_items(x)} items but the pool has {len(pool)}")
+    stop_set_size = check_positive_int("stop_set_size", stop_set_size, allow_zero=True)
+    cold = None
     if pool.n_labeled == 0:
-        raise ValueError("the pool has no labelled items; label an initial set first (Pool.label)")
+        if initial_strategy is None:
+            raise ValueError("the pool has no labelled items; label an initial set first (Pool.label, initial_pool), "
+                             "or pass initial_strategy= (say Random() or TypiClust()) to choose the first k items "
+                             "without a model")
+        cold = cold_start_strategy(strategy, initial_strategy)
     oracle = as_oracle(oracle, n_classes=pool.n_classes)
     writer = RecordWriter(records) if records is not None else None
     trainer = trainer if trainer is not None else fit_labeled
-    header = _run_header(strategy, pool, k, seed, rounds, trainer, config)
+    header = _run_header(strategy, pool, k, seed, rounds, trainer, config, initial_strategy)
+    stop_idx = stop_set(pool.unlabeled, rng=derive_rng(seed, 2**21), size=stop_set_size)
 
     done: list[RoundRecord] = []
     if writer is not None:
@@ -167,16 +220,25 @@ def pool_rounds(
         return
 
     r = done[-1].round + 1 if done else 0
+    kappas: list[float | None] = [rec.stop_kappa for rec in done]
+    prev_preds = np.asarray(done[-1].stop_predictions) if done and done[-1].stop_predictions is not None else None
     checked = False
     while True:
         t0 = time.perf_counter()
-        model = make_model()
-        if not checked:
-            check_capabilities(strategy, model)
-            checked = True
-        info = trainer(model, x, pool, seed=derive_seed(seed, r, 0), round=r) or {}
+        if pool.n_labeled == 0:  # a cold start: no labels, no model
+            model, info, metrics = None, {}, {}
+        else:
+            model = make_model()
+            if not checked:
+                check_capabilities(strategy, model)
+                checked = True
+            info = trainer(model, x, pool, seed=derive_seed(seed, r, 0), round=r) or {}
         fit_s = time.perf_counter() - t0
-        metrics = dict(evaluate(model)) if evaluate is not None else {}
+        if model is not None:
+            metrics = dict(evaluate(model)) if evaluate is not None else {}
+        preds = stop_predictions(model, x, stop_idx)
+        kappas.append(prediction_kappa(prev_preds, preds))
+        prev_preds = preds
         if r > 0 and hasattr(strategy, "observe_labels"):
             prev = pool.labeled_in(r)
             strategy.observe_labels(model, x, prev, pool.labels[prev])
@@ -188,11 +250,15 @@ def pool_rounds(
             labels = np.empty(0, dtype=np.int64)
         else:
             batch = min(k, pool.n_unlabeled)
-            selected = np.asarray(strategy.select(model, x, pool, batch, rng=derive_rng(seed, r, 1)), dtype=np.int64)
+            chooser = strategy if model is not None else cold
+            selected = np.asarray(chooser.select(model, x, pool, batch, rng=derive_rng(seed, r, 1)), dtype=np.int64)
+            if model is None:
+                info = {"initial_strategy": _strategy_name(cold)}
         select_s = time.perf_counter() - t1
         if not final:
             labels = check_answer(oracle(selected), selected, n_classes=pool.n_classes)
-        n_scored = int(getattr(strategy, "last_n_scored", pool.n_unlabeled)) if not final else 0
+        n_scored = int(getattr(strategy, "last_n_scored", pool.n_unlabeled)) if not final and model is not None else (
+            0 if final else pool.n_unlabeled)
         state = strategy.state_dict() if hasattr(strategy, "state_dict") else None
         rec = RoundRecord(
             round=r,
@@ -206,6 +272,9 @@ def pool_rounds(
             strategy=_strategy_name(strategy),
             strategy_state=state,
             extra=dict(info),
+            stop_kappa=kappas[r],
+            stop_reached=stop_round(kappas),
+            stop_predictions=preds.tolist() if preds is not None else None,
         )
         if writer is not None:
             writer.write(rec.to_dict())
@@ -240,14 +309,43 @@ def replay_pool(initial: Pool, records: list[RoundRecord]) -> Pool:
 
 
 def initial_pool(
-    n: int, n_initial: int, y: Any, *, seed: int, n_classes: int | None = None, stratified: bool = False
+    n: int, n_initial: int, y: Any, *, seed: int, n_classes: int | None = None, stratified: bool = False,
+    strategy: Any = None, x: Any = None, model: Any = None,
 ) -> Pool:
-    """A pool with ``n_initial`` random items labelled from ``y`` (seeded; optionally one per class first)."""
-    n_initial = check_positive_int("n_initial", n_initial)
+    """A pool with ``n_initial`` items labelled from ``y``: random (seeded; optionally one per class
+    first), or chosen by ``strategy``; ``n_initial = 0`` gives an empty pool (see :func:`pool_rounds`'s
+    cold start).
+
+    ``strategy`` (cold start: e.g. :class:`~pickwise.strategies.TypiClust`, :class:`~pickwise.strategies.ProbCover`):
+    the initial items are ``strategy.select(model, x, Pool.empty(n), n_initial, rng=...)`` with the
+    generator the random draw uses (``derive_rng(seed, 2**20)``), so they equal calling the strategy
+    directly. It needs ``x`` (one row per item); ``model`` (default None, no trained model) only for a
+    strategy that needs one (say TypiClust(features="embed") with a pretrained embedder).
+    """
+    n_initial = check_positive_int("n_initial", n_initial, allow_zero=True)
     if n_initial > n:
         raise ValueError(f"n_initial={n_initial} exceeds the pool size {n}")
     rng = derive_rng(seed, 2**20)
     y = np.asarray(y)
+    empty = Pool.empty(n, n_classes=n_classes)
+    if n_initial == 0:
+        return empty
+    if strategy is not None:
+        if stratified:
+            raise ValueError("give strategy= or stratified=True, not both")
+        if x is None:
+            raise ValueError(f"initial_pool with strategy={_strategy_name(strategy)!r} needs x (the items' rows)")
+        if n_items(x) != n:
+            raise ValueError(f"x has {n_items(x)} items but n={n}")
+        if model is None and not model_free(strategy):
+            raise ValueError(f"strategy {_strategy_name(strategy)!r} needs a trained model to choose initial labels; "
+                             "pass model= or use one that needs none: random, typiclust, probcover")
+        idx = np.asarray(strategy.select(model, x, empty, n_initial, rng=rng), dtype=np.int64)
+        if idx.shape != (n_initial,) or np.unique(idx).size != n_initial:
+            raise ValueError(f"strategy {_strategy_name(strategy)!r} returned {idx.size} items "
+                             f"({np.unique(idx).size} distinct) for {n_initial} initial labels")
+        idx = np.sort(idx)
+        return empty.label(idx, y[idx])
     if stratified:
         classes = np.unique(y)
         first = np.array([rng.choice(np.flatnonzero(y == c)) for c in classes])[: n_initial]
@@ -256,4 +354,4 @@ def initial_pool(
     else:
         idx = rng.choice(n, n_initial, replace=False)
     idx = np.sort(idx)
-    return Pool.empty(n, n_classes=n_classes).label(idx, y[idx])
+    return empty.label(idx, y[idx])

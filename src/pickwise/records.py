@@ -33,6 +33,12 @@ class RoundRecord:
     The model was trained on ``n_labeled`` labels, scored ``metrics``, and (unless this is the last
     round) chose ``selected`` — absolute indices whose oracle answers are ``labels``; they are in
     the pool from round ``round + 1`` on.
+
+    Stopping (:mod:`pickwise.stopping`): ``stop_kappa`` is Cohen's kappa between this round's and the
+    previous round's predictions on the run's stop set (None without two models); ``stop_reached``
+    the first round at which the stabilising-predictions rule fired (None until it has);
+    ``stop_predictions`` this round's predicted classes on the stop set (kept so a resumed run goes on
+    comparing). Records written before these fields existed read back with None.
     """
 
     round: int
@@ -46,6 +52,9 @@ class RoundRecord:
     strategy: str = ""
     strategy_state: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stop_kappa: float | None = None
+    stop_reached: int | None = None
+    stop_predictions: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "round", **asdict(self)}
@@ -54,6 +63,11 @@ class RoundRecord:
     def from_dict(cls, d: dict[str, Any]) -> RoundRecord:
         d = {k: v for k, v in d.items() if k != "type"}
         return cls(**d)
+
+    @property
+    def trained(self) -> bool:
+        """Whether a model was trained this round (False for round 0 of a run from no labels)."""
+        return self.n_labeled > 0
 
     def without_timings(self) -> dict[str, Any]:
         """The record minus wall-clock fields: what must be identical across reruns with one seed."""

@@ -22,7 +22,13 @@ How it works
   mask (seeded also by the chunk number, so results depend on ``chunk_size``).
 * Head-only MC: when the module is an ``nn.Sequential`` and every active dropout layer lies in a
   top-level child after the first, the children before the first dropout (the encoder) run once per
-  chunk and only the rest runs ``n_draws`` times; the numbers equal the generic path's exactly.
+  chunk and only the rest runs ``n_draws`` times; draw by draw, the numbers equal the generic path's exactly.
+* Batched head: when that rest is one ``nn.Dropout`` followed by the linear head (as in
+  :func:`~pickwise.adapters.mlp` and :func:`~pickwise.adapters.small_cnn`) and masks are consistent,
+  the ``n_draws`` draws of a chunk are ONE matrix product: ``(h ⊙ m_t) Wᵀ = h (W ⊙ m_t)ᵀ``, so the
+  features ``h`` meet the stacked masked heads, of shape (n_draws · n_classes, d), at once. The
+  masks are the per-draw path's (same generators, same seeds); the logits equal its up to float
+  rounding (the sums run in another order). Any other layout runs the draws one by one.
 
 Training
 --------
@@ -455,10 +461,17 @@ class TorchClassifier:
                     out[name][sl] = s
         return out
 
-    def _mc_chunks(self, x: Any, n_draws: int, seed: int, chunk_size: int | None) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield (slice, MC probabilities of shape (n_draws, m, n_classes)) chunk by chunk."""
+    def _mc_chunks(
+        self, x: Any, n_draws: int, seed: int, chunk_size: int | None, *, batched_head: bool = True
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield (slice, MC probabilities of shape (n_draws, m, n_classes)) chunk by chunk.
+
+        ``batched_head=False`` runs the draws one by one even where one product would do (the plain
+        reference of the batched path).
+        """
         net = self._fitted()
         split = self._split_point(net)
+        batched = self._dropout_then_head(net, split) if batched_head else None
         if not self._dropouts:
             warnings.warn(
                 f"{type(self.module).__name__} has no dropout layer with p > 0; all {n_draws} MC draws are equal",
@@ -480,6 +493,9 @@ class TorchClassifier:
                         body, feats = net, xb
                     else:  # head-only: the encoder runs once, the dropout part n_draws times
                         body, feats = net[split:], net[:split](xb)
+                    if batched is not None and feats.ndim == 2:
+                        yield sl, to_numpy(_masked_heads(*batched, feats, masks, n_draws))
+                        continue
                     p = torch.empty((n_draws, len(xb), self.n_classes), dtype=torch.float64, device=xb.device)
                     for t in range(n_draws):
                         masks.start_draw(t)
@@ -488,6 +504,18 @@ class TorchClassifier:
         finally:
             for handle in handles:
                 handle.remove()
+
+    def _dropout_then_head(self, net: nn.Module, split: int | None) -> tuple[nn.Dropout, nn.Linear] | None:
+        """(dropout, head) when the part after ``split`` is exactly an ``nn.Dropout`` and then the plain
+        linear head, masks are consistent and no hook watches the head: the draws can be one product."""
+        if split is None or not self.consistent_masks or len(net) - split != 2:
+            return None
+        drop, head = net[split], net[split + 1]
+        plain_head = type(head) is nn.Linear and head is self._head_of(net)
+        hooked = bool(head._forward_hooks or head._forward_pre_hooks)
+        if type(drop) is not nn.Dropout or not plain_head or hooked or self._dropouts != [drop]:
+            return None
+        return drop, head
 
     def _split_point(self, net: nn.Module) -> int | None:
         """Index of the first top-level child holding an active dropout layer, when head-only applies."""
@@ -613,6 +641,34 @@ class TorchClassifier:
         for sl in chunks(n_items(x), size):
             rows = x[sl] if isinstance(x, np.ndarray) else fetch_rows(x, np.arange(sl.start, sl.stop))[0]
             yield sl, self._tensor(check_rows("x", rows, offset=sl.start, row_shape=self.row_shape_))
+
+
+#: columns (draws × classes) of one product of the batched head: each product has the same shape
+#: whatever ``n_draws`` is, so draw t's numbers do not depend on how many draws were asked for
+_HEAD_COLUMNS = 100
+
+
+def _masked_heads(drop: nn.Dropout, head: nn.Linear, h: torch.Tensor, masks: MaskSource, n_draws: int) -> torch.Tensor:
+    """MC probabilities (n_draws, m, n_classes), float64, of ``head(dropout(h))`` for every draw at once.
+
+    Draw ``t``'s mask is the one the per-draw path applies (``masks`` after ``start_draw(t)``, layer 0,
+    first call), of shape (1, d) — consistent masks. ``(h ⊙ m_t) Wᵀ + b = h (W ⊙ m_t)ᵀ + b``: the
+    masked heads are stacked, ``ceil(100 / K)`` draws to a product of shape (m, d) × (d, ≥ 100); the
+    last group is padded with empty draws, so every product has one shape and a draw's numbers do
+    not depend on ``n_draws``.
+    """
+    k, d = head.weight.shape
+    group = -(-_HEAD_COLUMNS // k)  # draws per product: a function of K alone, never of n_draws
+    n_groups = -(-n_draws // group)
+    m = torch.zeros((n_groups * group, d), dtype=h.dtype, device=h.device)  # padded with empty draws
+    for t in range(n_draws):
+        masks.start_draw(t)
+        m[t] = masks(0, drop, h)[0]
+    w = (head.weight.unsqueeze(0) * m.unsqueeze(1)).reshape(n_groups, group * k, d)
+    b = None if head.bias is None else head.bias.repeat(group)
+    z = torch.cat([F.linear(h, w[g], b) for g in range(n_groups)], dim=1)  # (m, n_groups · group · K)
+    z = z.reshape(h.shape[0], n_groups * group, k)[:, :n_draws].transpose(0, 1)
+    return softmax64(z).contiguous()
 
 
 def _batches(n: int, size: int) -> list[slice]:

@@ -11,7 +11,17 @@ and against stream-uniform of the same order for every algorithm of a stream gro
 "BADGE up to 6.7" is BADGE against stream-uniform on the non-i.i.d. stream).
 
 Round 0. The checkpoint at the initial labels (before any selection) is left out of the penalty
-matrices and of LAR: every arm of a seed fits the same initial labels there.
+matrices and of LAR: every arm of a seed fits the same initial labels there. A run from no labels
+(``initial = 0``) has no model in round 0: its curve starts at the first ``k`` labels.
+
+Names. A run whose initial labels were chosen by a strategy (``initial_strategy``) is the algorithm
+``"<initial strategy>→<strategy>"`` (:func:`algorithm_label`); runs from no labels form their own
+setting, dataset ``"<dataset> from 0"``, and frozen-encoder features ``"<dataset>+<encoder>"``
+(:func:`dataset_label`). Records without these keys keep their plain names.
+
+Stopping. :func:`stopping_rows` compares where the stabilising-predictions rule (``stop_reached`` in
+the rounds, :mod:`pickwise.stopping`) would have stopped each run with where the mean accuracy
+plateaued; records without the field are not reported there.
 """
 
 from __future__ import annotations
@@ -56,26 +66,54 @@ class Run:
     curve: Curve
     select_seconds: float  # mean per round that selected (stream: per window, embedding included)
     fit_seconds: float  # mean per round
+    #: labels where the stopping rule fired: None if the records do not report it, NaN if it never fired
+    stop_labels: float | None = None
 
     @property
     def setting(self) -> tuple[str, str, int]:
         return (self.dataset, self.model, self.k)
 
 
+def algorithm_label(cfg: Mapping[str, Any]) -> str:
+    """The algorithm's name in tables: the strategy, or ``"<initial strategy>→<strategy>"``."""
+    init = cfg.get("initial_strategy")
+    return f"{init}→{cfg['strategy']}" if init else str(cfg["strategy"])
+
+
+def dataset_label(cfg: Mapping[str, Any]) -> str:
+    """The dataset's name in tables: ``"<dataset>[+<encoder>][ from 0]"`` (see the module doc)."""
+    name = str(cfg["dataset"])
+    if cfg.get("encoder"):
+        name += f"+{cfg['encoder']}"
+    if cfg.get("initial") == 0:
+        name += " from 0"
+    return name
+
+
+def _stop_labels(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    if not any("stop_reached" in r for r in rows):
+        return None
+    reached = rows[-1].get("stop_reached")
+    at = [r["n_labeled"] for r in rows if r["round"] == reached] if reached is not None else []
+    return float(at[0]) if at else float("nan")
+
+
 def to_run(rec: Mapping[str, Any]) -> Run:
     cfg = rec["config"]
-    rows = rec["rounds"]
+    rows = [r for r in rec["rounds"] if r["n_labeled"] > 0 or "accuracy" in r["metrics"]]  # no model: no point
     n = np.array([r["n_labeled"] for r in rows], dtype=float)
     acc = np.array([r["metrics"].get("accuracy", np.nan) for r in rows], dtype=float)
     # a stream window that queried nothing repeats a size: keep the latest accuracy for it
     keep = np.r_[np.diff(n) > 0, True]
     sel = [r["select_seconds"] for r in rows if r.get("n_selected", 0) or (cfg["kind"] == "stream" and r["round"] > 0)]
     return Run(
-        id=rec["id"], kind=cfg["kind"], algorithm=cfg["strategy"], order=cfg.get("order"), dataset=cfg["dataset"],
+        id=rec["id"], kind=cfg["kind"], algorithm=algorithm_label(cfg), order=cfg.get("order"),
+        dataset=dataset_label(cfg),
         model=cfg["model"], k=int(cfg["k"]), seed=int(cfg["seed"]), initial=int(cfg["initial"]),
         n_pool=int(rec.get("n_pool", 0)), curve=Curve(n[keep], acc[keep], rec.get("n_end")),
         select_seconds=float(np.mean(sel)) if sel else float("nan"),
         fit_seconds=float(np.mean([r["fit_seconds"] for r in rows])),
+        stop_labels=_stop_labels(rec["rounds"]),
     )
 
 
@@ -247,4 +285,57 @@ def mean_curves(runs: Sequence[Run]) -> list[dict[str, Any]]:
         for n, mean, se in zip(mc.n, mc.mean, mc.se):
             rows.append({"dataset": ds, "model": m, "k": k, "algorithm": a, "order": o, "n_labeled": float(n),
                          "accuracy_mean": float(mean), "accuracy_se": float(se), "n_runs": mc.n_runs})
+    return rows
+
+
+#: the plateau: the first checkpoint whose mean accuracy reaches this fraction of the final mean accuracy
+PLATEAU_FRACTION = 0.99
+
+
+def plateau_labels(n: Sequence[float], acc: Sequence[float], fraction: float = PLATEAU_FRACTION) -> float:
+    """The first label count in ``n`` whose accuracy reaches ``fraction`` × the final accuracy
+    (``acc[-1]``); NaN for an empty curve."""
+    n, acc = np.asarray(n, dtype=float), np.asarray(acc, dtype=float)
+    if n.size == 0:
+        return float("nan")
+    hit = np.flatnonzero(acc >= fraction * acc[-1])
+    return float(n[hit[0]])
+
+
+def _mean_se(v: np.ndarray) -> tuple[float, float]:
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+
+
+def stopping_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per (setting, kind/order, algorithm) with stopping fields: where the rule stopped against the plateau.
+
+    ``n_fired`` of ``n_runs`` runs reached the rule; ``stop_mean``/``stop_se``: their label counts at
+    the first round it fired; ``plateau``: the first checkpoint of the mean curve at
+    :data:`PLATEAU_FRACTION` of its final mean accuracy; ``final_mean``: the mean accuracy at the runs'
+    end; ``acc_at_stop``: mean accuracy of the fired runs at their stop; ``loss_mean``/``loss_se``:
+    each fired run's final accuracy minus its accuracy at its stop (what stopping there costs).
+    Runs whose records do not report the rule are left out; settings without any such run give no row.
+    """
+    acc: dict[tuple, list[Run]] = defaultdict(list)
+    for r in runs:
+        if r.stop_labels is not None:
+            acc[(r.dataset, r.model, r.k, r.kind if r.kind == "pool" else f"stream-{r.order}", r.algorithm)].append(r)
+    rows = []
+    for (ds, m, k, kind, a), rs in sorted(acc.items(), key=lambda t: (t[0][:4], t[0][4] != POOL_BASELINE, t[0][4])):
+        rs = sorted(rs, key=lambda r: r.seed)
+        mc = mean_curve([r.curve for r in rs])
+        fired = [r for r in rs if not np.isnan(r.stop_labels)]
+        stops = np.array([r.stop_labels for r in fired], dtype=float)
+        at_stop = np.array([r.curve.at(r.stop_labels) for r in fired], dtype=float)
+        loss = np.array([r.curve.at(r.curve.n_end) for r in fired], dtype=float) - at_stop
+        stop_mean, stop_se = _mean_se(stops)
+        loss_mean, loss_se = _mean_se(loss)
+        rows.append({"dataset": ds, "model": m, "k": k, "kind": kind, "algorithm": a, "n_runs": len(rs),
+                     "n_fired": len(fired), "stop_mean": stop_mean, "stop_se": stop_se,
+                     "plateau": plateau_labels(mc.n, mc.mean), "end": float(mc.n[-1]),
+                     "final_mean": float(mc.mean[-1]),
+                     "acc_at_stop": float(at_stop.mean()) if at_stop.size else float("nan"),
+                     "loss_mean": loss_mean, "loss_se": loss_se})
     return rows

@@ -35,6 +35,14 @@ Keys (top level or in a block): ``datasets`` and ``batch_sizes`` (required), ``r
 ``strategy_options`` (n_draws, chunk_size) and ``stream_options`` (lam, bias, window, chunk_size,
 reset_selector). Top level only: ``name``, ``description`` (markdown shown in the report), ``grid``.
 
+Cold start: ``initial = 0`` starts pool cells from no labels (round 0 trains nothing; its ``k`` items
+are chosen by the cold-start strategy, :func:`pickwise.loop.cold_start_strategy`), and
+``initial_strategy = "typiclust"`` (a strategy that needs no model: random, typiclust, probcover)
+chooses the ``initial`` labels — or round 0's ``k`` with ``initial = 0`` — instead of random draws.
+``encoder = "all-MiniLM-L6-v2"`` turns a text dataset (sms-spam) into frozen sentence-encoder
+features (cached under ``<out>/encoder-cache``). Both go into a cell's configuration, and so its id,
+only when set: the ids of grids without them are unchanged.
+
 Every cell's full configuration (defaults filled in) is hashed into its id, so results of a
 changed setting are never mistaken for those of the old one.
 
@@ -111,7 +119,11 @@ STRATEGY_OPTION_KEYS = ("n_draws", "chunk_size")
 _LIST_KEYS = ("datasets", "models", "batch_sizes", "strategies", "stream", "orders")
 _INT_KEYS = ("initial", "rounds", "budget", "max_train", "max_test", "segment")
 _TABLE_KEYS = ("training", "strategy_options", "stream_options")
-BLOCK_KEYS = (*_LIST_KEYS, "seeds", *_INT_KEYS, *_TABLE_KEYS)
+#: keys holding one name (absent: not used, and not in the cell ids)
+_NAME_KEYS = ("initial_strategy", "encoder")
+BLOCK_KEYS = (*_LIST_KEYS, "seeds", *_INT_KEYS, *_TABLE_KEYS, *_NAME_KEYS)
+#: text encoders a grid may name (``encoder = ...``): the frozen sentence encoder bundled with the encoders extra
+ENCODERS = ("all-MiniLM-L6-v2",)
 TOP_KEYS = ("name", "description", "grid", *BLOCK_KEYS)
 ORDERS = ("iid", "pc", "class")
 
@@ -138,6 +150,8 @@ class Cell:
     training: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] | None = None  # your own data file (see the module doc); None: a built-in set
+    initial_strategy: str | None = None  # who chooses the initial labels (round 0's k with initial = 0); None: random
+    encoder: str | None = None  # texts become frozen-encoder features (ENCODERS); None: the data as it is
 
     def __post_init__(self) -> None:
         if self.data is not None and not isinstance(self.dataset, OwnDataset):
@@ -166,6 +180,9 @@ class Cell:
         out["dataset"] = str(self.dataset)
         if self.data is not None:
             out["data"] = dict(sorted(self.data.items()))
+        for key in _NAME_KEYS:  # only when set: the ids of grids without them stay as they were
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
@@ -189,7 +206,8 @@ class Cell:
             d["data"] = {k: v for k, v in d["data"].items() if k not in ("path", "labels")}
         digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
         order = f"_{self.order}" if self.order else ""
-        return f"{self.dataset}_{self.model}_{self.strategy}{order}_k{self.k}_s{self.seed}_{digest}"
+        init = f"-from-{self.initial_strategy}" if self.initial_strategy else ""
+        return f"{self.dataset}_{self.model}_{self.strategy}{init}{order}_k{self.k}_s{self.seed}_{digest}"
 
 
 @dataclass(frozen=True)
@@ -361,7 +379,7 @@ LIMITS: Mapping[str, Spec] = MappingProxyType({
     "batch_sizes": Spec("int", 1, 10_000_000),
     "seeds": Spec("int", 0, 2**32 - 1),  # an element of a seeds list
     "seed_count": Spec("int", 1, MAX_SEEDS),
-    "initial": Spec("int", 1, 100_000_000),
+    "initial": Spec("int", 0, 100_000_000),  # 0: start from no labels (pool cells only)
     "rounds": Spec("int", 1, 100_000),
     "budget": Spec("int", 1, 1_000_000_000),
     "max_train": Spec("int", 2, 1_000_000_000),
@@ -503,11 +521,12 @@ class _Own(NamedTuple):
     spec: dict[str, Any]
 
 
-def _datasets(where: str, key: str, value: Any, defined: Mapping[str, dict[str, Any]], base: Path) -> list[Any]:
+def _datasets(where: str, key: str, value: Any, defined: Mapping[str, dict[str, Any]], base: Path,
+              text: bool = False) -> list[Any]:
     """Built-in names (str) and own data (:class:`_Own`) of a ``datasets`` value."""
     from ..data import DATASETS
 
-    numeric = [d for d in DATASETS if d != "sms-spam"]
+    numeric = [d for d in DATASETS if d != "sms-spam" or text]  # texts only with an encoder
     if isinstance(value, dict):
         if not value:
             raise _fail(where, f"{key} = {{}}: define at least one [datasets.NAME] table")
@@ -580,6 +599,27 @@ def _block_cells(where: str, b: dict[str, Any], origin: dict[str, str], defined:
         raise _fail(where, f"{p('batch_sizes')} = {ks!r}: batch sizes repeat")
     seeds = _seeds(where, p("seeds"), b.get("seeds", 5))
     initial = _check(where, p("initial"), b.get("initial", 100), LIMITS["initial"])
+    if initial == 0 and stream:
+        raise _fail(where, f"{p('initial')} = 0: stream selectors {stream} need initial labels (>= 1); "
+                           "start from zero labels with pool strategies only")
+    init_strategy = b.get("initial_strategy")
+    if init_strategy is not None:
+        init_strategy = _names(where, p("initial_strategy"), [init_strategy] if isinstance(init_strategy, str)
+                               else init_strategy, strategy_names())
+        if len(init_strategy) != 1:
+            raise _fail(where, f"{p('initial_strategy')} = {b['initial_strategy']!r}: must be one strategy name")
+        init_strategy = init_strategy[0]
+        from ..loop import model_free
+
+        if not model_free(catalog.make_strategy(init_strategy)):
+            raise _fail(where, f"{p('initial_strategy')} = {init_strategy!r}: needs a trained model; the initial "
+                               "labels are chosen without one (random, typiclust, probcover)")
+        if stream:
+            raise _fail(where, f"{p('initial_strategy')} = {init_strategy!r}: for pool strategies only; this block "
+                               f"also runs stream selectors {stream}")
+    encoder = b.get("encoder")
+    if encoder is not None and encoder not in ENCODERS:
+        raise _fail(where, f"{p('encoder')} = {encoder!r}: must be one of {', '.join(ENCODERS)}")
     ints = {key: _check(where, p(key), b[key], LIMITS[key])
             for key in ("max_train", "max_test", "segment", "rounds", "budget") if key in b}
     if "max_train" in ints and ints["max_train"] <= initial:
@@ -593,7 +633,10 @@ def _block_cells(where: str, b: dict[str, Any], origin: dict[str, str], defined:
     mc = [s for s in strategies if s in catalog.MC_STRATEGIES]
     if mc and training["dropout"] <= 0:
         raise _fail(where, f"strategies {mc} need MC dropout; training.dropout = {training['dropout']!r} must be > 0")
-    datasets = _datasets(where, p("datasets"), b["datasets"], defined, base)
+    datasets = _datasets(where, p("datasets"), b["datasets"], defined, base, text=encoder is not None)
+    if encoder is not None and any(d != "sms-spam" for d in datasets):
+        raise _fail(where, f"{p('encoder')} = {encoder!r}: encodes texts; datasets {datasets} are not all text "
+                           "(sms-spam)")
 
     per_seed = len(strategies) + (len(orders) * len(stream) if stream else 0)
     n_cells = len(ks) * len(datasets) * len(models) * len(seeds) * per_seed
@@ -625,10 +668,11 @@ def _block_cells(where: str, b: dict[str, Any], origin: dict[str, str], defined:
             for model in models:
                 common = dict(dataset=name, model=model, k=k, initial=initial, rounds=rounds,
                               max_train=ints.get("max_train"), max_test=ints.get("max_test"), training=training,
-                              data=own)
+                              data=own, encoder=encoder)
                 for seed in seeds:
                     for s in strategies:
-                        cells.append(Cell(kind="pool", strategy=s, seed=seed, options=sopts, **common))
+                        cells.append(Cell(kind="pool", strategy=s, seed=seed, options=sopts,
+                                          initial_strategy=init_strategy, **common))
                     for order in orders if stream else []:
                         for s in stream:
                             cells.append(Cell(kind="stream", strategy=s, seed=seed, order=order,

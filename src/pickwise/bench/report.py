@@ -95,13 +95,13 @@ _CONFIG_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("strategy", "a non-empty string", lambda v: isinstance(v, str) and bool(v)),
     ("k", "an integer >= 1", lambda v: _is_int(v) and v >= 1),
     ("seed", "an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    ("initial", "an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    ("initial", "an integer >= 0", lambda v: _is_int(v) and v >= 0),
     ("rounds", "an integer >= 1", lambda v: _is_int(v) and v >= 1),
 )
 #: keys of each round, and what each must be
 _ROUND_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("round", "an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    ("n_labeled", "an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    ("n_labeled", "an integer >= 0", lambda v: _is_int(v) and v >= 0),
     ("metrics", "a table", lambda v: isinstance(v, dict)),
     ("fit_seconds", "a finite number >= 0", lambda v: _is_num(v) and v >= 0),
     ("select_seconds", "a finite number >= 0", lambda v: _is_num(v) and v >= 0),
@@ -157,8 +157,17 @@ def validate_run(rec: Any) -> str | None:
             if not ok(row[key]):
                 return f"rounds[{i}].{key} = {_short(row[key])}: must be {what}"
         acc = row["metrics"].get("accuracy")
-        if not _is_num(acc) or not 0 <= acc <= 1:
+        cold = i == 0 and row["n_labeled"] == 0 and "accuracy" not in row["metrics"]  # no labels: no model
+        if not cold and (not _is_num(acc) or not 0 <= acc <= 1):
             return f"rounds[{i}].metrics.accuracy = {_short(acc)}: must be a finite number in [0, 1]"
+        if i > 0 and row["n_labeled"] == 0:
+            return f"rounds[{i}].n_labeled = 0: only round 0 of a run from no labels has no labels"
+        kappa = row.get("stop_kappa")
+        if kappa is not None and not (_is_num(kappa) and -1 <= kappa <= 1):
+            return f"rounds[{i}].stop_kappa = {_short(kappa)}: must be null or a number in [-1, 1]"
+        reached = row.get("stop_reached")
+        if reached is not None and not (_is_int(reached) and 0 <= reached <= row["round"]):
+            return f"rounds[{i}].stop_reached = {_short(reached)}: must be null or a round in 0 .. {row['round']}"
         if row["round"] != i:
             return f"rounds[{i}].round = {row['round']}: rounds must be numbered 0, 1, 2, …"
         n = row["n_labeled"]
@@ -377,12 +386,12 @@ def check_consistent(records: Sequence[Mapping[str, Any]]) -> None:
     algo: dict[tuple, tuple[str, dict]] = {}
     for r in records:
         cfg = r["config"]
-        key = (cfg["dataset"], cfg["model"], cfg["k"])
+        key = (an.dataset_label(cfg), cfg["model"], cfg["k"])  # runs from 0 labels are a setting of their own
         mine = {"n_pool": r.get("n_pool"), "initial": cfg["initial"]}
         first = setting.setdefault(key, (r["id"], mine))
         bad = [k for k in mine if mine[k] != first[1][k]]
         rest = {k: v for k, v in cfg.items() if k != "seed"}
-        other = algo.setdefault((*key, cfg["kind"], cfg["strategy"], cfg.get("order")), (r["id"], rest))
+        other = algo.setdefault((*key, cfg["kind"], an.algorithm_label(cfg), cfg.get("order")), (r["id"], rest))
         bad += [k for k in set(rest) | set(other[1]) if rest.get(k) != other[1].get(k)]
         if bad:
             raise ValueError(
@@ -887,6 +896,7 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, title: s
         summary = an.lar_summary(lrows)
         _write_csv(out / "lar.csv", lrows)
         _write_csv(out / "lar_summary.csv", summary)
+    if lrows and summary:  # every point outside the curves (runs shorter than the smallest n_u/N): no figure
         plot_lar(summary, out / "lar.png", styles)
         n_flat = sum(r["status"] == "flat baseline" for r in lrows)
         n_counted = sum(r["status"] in ("ok", "not reached", "flat baseline") for r in lrows)
@@ -957,6 +967,30 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike, *, title: s
                [[a, kind, *[float(np.nanmean(v[k])) if k in v and not np.all(np.isnan(v[k])) else float("nan")
                             for k in ks]]
                 for (a, kind), v in sorted(agg.items())], fmt="{:.3g}"), ""]
+
+    # stopping rule
+    srows = an.stopping_rows(runs)
+    if srows:
+        from ..stopping import THRESHOLD, WINDOW
+
+        _write_csv(out / "stopping.csv", srows)
+        md += ["## Stopping rule", "",
+               f"Stabilising predictions (Bloodgood & Vijay-Shanker 2009): every round's model predicts a fixed stop "
+               f"set (up to 1000 items unlabelled at the start); the rule fires at the first round where Cohen's kappa "
+               f"with the previous round's predictions, averaged over the last {WINDOW} rounds, reaches {THRESHOLD}. "
+               f"Per setting: *stop* = labels where it fired (mean ± se over the runs that fired; *fired* = runs "
+               f"that fired of all runs), *plateau* = the first checkpoint where the mean accuracy reaches "
+               f"{an.PLATEAU_FRACTION:.0%} of its final value, *final* = mean accuracy at the end, *lost* = final "
+               f"accuracy minus accuracy at the stop (mean ± se over the runs that fired: what stopping there costs). "
+               "A rule that never fires within the run is \"—\". Also in stopping.csv.", ""]
+        for (d, m, k) in dict.fromkeys((r["dataset"], r["model"], r["k"]) for r in srows):
+            rows = [r for r in srows if (r["dataset"], r["model"], r["k"]) == (d, m, k)]
+            md += [f"**{d}, {m}, k = {k}** (labels up to {rows[0]['end']:g})", "",
+                   _md(["algorithm", "kind", "fired", "stop", "plateau", "final", "lost"],
+                       [[r["algorithm"], r["kind"], f"{r['n_fired']}/{r['n_runs']}",
+                         _pm(r["stop_mean"], r["stop_se"], "{:.0f}") if r["n_fired"] else "—",
+                         f"{r['plateau']:g}", f"{r['final_mean']:.3f}",
+                         _pm(r["loss_mean"], r["loss_se"]) if r["n_fired"] else "—"] for r in rows]), ""]
 
     # learning curves
     _write_csv(out / "learning_curves.csv", an.mean_curves(runs))

@@ -94,16 +94,18 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def load_data(dataset: str, *, max_train: int | None, max_test: int | None, model: str,
-              data_root: str | None) -> _Data:
+              data_root: str | None, encoder: str | None = None, cache_dir: str | os.PathLike | None = None) -> _Data:
     """The pool (the first ``max_train`` training items) and the test set, cached per process.
 
     ``dataset``: a built-in name (read under ``data_root``), or a grid's own data file — a
     :class:`~pickwise.bench.config.OwnDataset`, the name carrying its file's ``spec`` (read by
     :func:`~pickwise.bench.config.load_own_dataset`; ``data_root`` is then unused).
+    ``encoder``: a sentence encoder's name (:data:`~pickwise.bench.config.ENCODERS`) that turns the
+    texts into frozen features, cached on disk under ``cache_dir`` (computed once for all workers).
     """
     spec = getattr(dataset, "spec", None)
     own = tuple(sorted(spec.items())) if spec is not None else None
-    key = (str(dataset), own, max_train, max_test, model == "cnn", data_root)
+    key = (str(dataset), own, max_train, max_test, model == "cnn", data_root, encoder)
     if key not in _DATA:
         from ..data import load
 
@@ -113,6 +115,12 @@ def load_data(dataset: str, *, max_train: int | None, max_test: int | None, mode
             ds = load_own_dataset(spec)
         else:
             ds = load(dataset, root=data_root)
+        if encoder is not None:
+            if cache_dir is None:
+                raise ValueError(f"dataset {dataset!r} with encoder {encoder!r} needs a cache_dir")
+            from ..encoders import SentenceEncoder, encode_dataset
+
+            ds = encode_dataset(SentenceEncoder(encoder, n_threads=1), ds, cache_dir, progress=False)
         if not isinstance(ds.x_train, np.ndarray):
             raise ValueError(f"dataset {dataset!r} is not numeric; the bench needs numeric features")
         keep = (lambda a: a) if model == "cnn" else _flat
@@ -168,17 +176,24 @@ def _pool_run(cell: Cell, data: _Data, path: Path, make_model: Callable[[], Any]
     from ..records import load_records
 
     resumed = len(load_records(path)[1]) if path.exists() else 0
-    pool = initial_pool(len(data.x), cell.initial, data.y, seed=cell.seed, n_classes=data.n_classes)
+    init = make_strategy(cell.initial_strategy) if cell.initial_strategy else None
+    pool = initial_pool(len(data.x), cell.initial, data.y, seed=cell.seed, n_classes=data.n_classes,
+                        strategy=init if cell.initial > 0 else None, x=data.x)
     strategy = make_strategy(cell.strategy, **cell.options)
+    if cell.initial == 0:  # round 0 has no model (see pickwise.loop.cold_start_strategy)
+        from ..loop import cold_start_strategy
+
+        init = cold_start_strategy(strategy, init)
     rows = []
     for rec in pool_rounds(make_model, strategy, data.x, pool, data.y, k=cell.k, seed=cell.seed,
                            evaluate=holdout(data.x_test, data.y_test), rounds=cell.rounds, records=path,
-                           config=cell.to_dict()):
+                           config=cell.to_dict(), initial_strategy=init):
         if len(rows) >= resumed:  # the first `resumed` records are replayed from the file
             _round_done(cell.id)
         rows.append({"round": rec.round, "n_labeled": rec.n_labeled, "metrics": rec.metrics,
                      "fit_seconds": rec.fit_seconds, "select_seconds": rec.select_seconds if rec.selected else 0.0,
-                     "n_selected": len(rec.selected), "n_scored": rec.n_scored})
+                     "n_selected": len(rec.selected), "n_scored": rec.n_scored,
+                     "stop_kappa": rec.stop_kappa, "stop_reached": rec.stop_reached})
     return rows, resumed, {"n_end": cell.initial + cell.rounds * cell.k}
 
 
@@ -217,7 +232,8 @@ def _stream_run(cell: Cell, data: _Data, path: Path, make_model: Callable[[], An
     path.with_suffix(".npz").unlink(missing_ok=True)
     rows = [{"round": r.segment, "n_labeled": r.n_labels, "metrics": r.metrics, "fit_seconds": r.fit_seconds,
              "select_seconds": r.embed_seconds + r.select_seconds, "embed_seconds": r.embed_seconds,
-             "n_selected": r.queries, "items_seen": r.items_seen, "window": r.window} for r in records]
+             "n_selected": r.queries, "items_seen": r.items_seen, "window": r.window,
+             "stop_kappa": r.stop_kappa, "stop_reached": r.stop_reached} for r in records]
     return rows, len(done), {"n_end": cell.initial + budget, "segment": segment, "budget": budget}
 
 
@@ -229,7 +245,7 @@ def run_cell(cell: Cell | dict, out: str | os.PathLike, data_root: str | None = 
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = runs_dir / f"{cell.id}.jsonl"
     data = load_data(cell.dataset, max_train=cell.max_train, max_test=cell.max_test, model=cell.model,
-                     data_root=data_root)
+                     data_root=data_root, encoder=cell.encoder, cache_dir=Path(out) / "encoder-cache")
     if cell.initial + cell.rounds * cell.k > len(data.x):
         raise ValueError(f"{cell.id}: initial + rounds·k = {cell.initial + cell.rounds * cell.k} exceeds the pool "
                          f"of {len(data.x)} items")
@@ -284,14 +300,16 @@ def _round_done(cell_id: str) -> None:
 def _init_worker(parent: int | None = None, rounds: Any = None) -> None:
     """One BLAS/OpenMP/torch thread per worker process; die with the parent; report rounds to ``rounds``.
 
-    The environment is enough for the threads: torch, imported later by the first torch model, reads
-    ``OMP_NUM_THREADS`` then, and workers that only run scikit-learn models never import it.
+    :func:`pickwise.threads.set_threads` sets the environment (torch, imported later by the first
+    torch model, reads ``OMP_NUM_THREADS`` then; workers that only run scikit-learn models never
+    import it) and the BLAS pools numpy has already loaded, and faiss's threads where it is loaded.
     """
     global _ROUND_SINK
     import signal
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
+    from ..threads import set_threads
+
+    set_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     if rounds is not None:
         _ROUND_SINK = rounds.put

@@ -3,7 +3,7 @@
     pickwise init DIR --data FILE_OR_FOLDER --labels spam,ham|FILE [--model tfidf|minilm|mlp|cnn]
                   [--strategy NAME] [--id-column C] [--text-column C] [--ids-file F] [--row-ids] [--seed N]
     pickwise add DIR --data FILE_OR_FOLDER [--id-column C] [--text-column C] [--ids-file F] [--row-ids]
-    pickwise next DIR --k 100 [--strategy NAME] [--seed N] [--no-progress]
+    pickwise next DIR --k 100 [--strategy NAME] [--seed N] [--no-progress] [--threads N]
     pickwise import DIR FILE
     pickwise status DIR [--json]
     pickwise export DIR --format csv|jsonl|label-studio --out FILE
@@ -56,6 +56,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default=None, help="override the project's strategy for this round")
     p.add_argument("--seed", type=int, default=None, help="override the project's seed for this round")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, help="threads for torch, BLAS and faiss (default: 1 for "
+                   "the tfidf and mlp models, else the CPUs not busy with other processes)")
 
     p = subparsers.add_parser("import", help="import answers: a Label Studio export or an id,label CSV")
     p.add_argument("dir", help="the project folder")
@@ -108,7 +110,16 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    s = _project(args.dir).next(args.k, strategy=args.strategy, seed=args.seed, progress=not args.no_progress)
+    from contextlib import nullcontext
+
+    from ..threads import limit_threads
+
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1; got {threads}")
+    # without --threads the round chooses by the project's model (pickwise.project.rounds.run_round)
+    with limit_threads(threads) if threads is not None else nullcontext():
+        s = _project(args.dir).next(args.k, strategy=args.strategy, seed=args.seed, progress=not args.no_progress)
     print(f"round {s.round_id}: {s.n_chosen} items chosen by {s.strategy} (trained on {s.n_train} labels, "
           f"{s.seconds:.1f} s)")
     for note in s.notes:

@@ -203,6 +203,7 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
 
 def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -> RoundSummary:
     """The body of ``Project.next`` (the caller holds the lock and the progress context)."""
+    from ..threads import limit_threads
     from . import labelstudio as ls
     from .models import model_inputs, save_checkpoint
 
@@ -230,11 +231,13 @@ def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -
     train_sha = training_hash(pairs)
     name = strategy or cfg.strategy
     cold = np.unique(labels[labels >= 0]).size < 2
-    x = None if cold else model_inputs(project.path, cfg.model, item_ids=items["item_ids"], texts=items["texts"],
-                                       relpaths=items["relpaths"], sha1s=items["sha1"], seed=cfg.seed,
-                                       media_root=project.media_root)
-    out = choose(x=x, labels=labels, candidates=candidates, n_classes=len(classes), k=k, strategy_name=name,
-                 model_name=cfg.model, round_seed=(seed, rid), default_strategy=strategy is None)
+    # threads by the project's model (1 for tfidf and mlp), unless the caller gave a count (--threads)
+    with limit_threads(model=cfg.model):
+        x = None if cold else model_inputs(project.path, cfg.model, item_ids=items["item_ids"], texts=items["texts"],
+                                           relpaths=items["relpaths"], sha1s=items["sha1"], seed=cfg.seed,
+                                           media_root=project.media_root)
+        out = choose(x=x, labels=labels, candidates=candidates, n_classes=len(classes), k=k, strategy_name=name,
+                     model_name=cfg.model, round_seed=(seed, rid), default_strategy=strategy is None)
     folder = project.path / "rounds" / str(rid)
     folder.mkdir(parents=True, exist_ok=True)
     chosen = out["chosen"]

@@ -8,7 +8,8 @@ every window so far) and evaluated. A shortfall is never filled from outside the
 
 Reproducibility. Every random choice derives from ``seed`` (``pickwise.utils.derive_rng``):
 the i.i.d. order (key 0), the initial labels (key 1), the fit seed after window s ≥ 1 (key 2, s), the
-selector's uniforms in window s (key 3, s). The model of record 0 is fitted with the seed that
+selector's uniforms in window s (key 3, s), the stop set (key 4: up to 1000 stream items, predicted by
+every segment's model for the stopping rule of :mod:`pickwise.stopping`). The model of record 0 is fitted with the seed that
 ``pool_rounds`` gives its round 0 (``derive_seed(seed, 0, 0)``), so on the same initial labels a pool run
 and a stream run of one seed start from the same model. The selector passed in is a template: the loop works on
 ``selector.clone(...)`` and never mutates it.
@@ -80,6 +81,12 @@ class SegmentRecord:
         Training after the window; computing z for the window; the selector's decisions.
     queried : tuple of int
         Absolute indices queried in this window, in arrival order.
+    stop_kappa : float or None
+        Cohen's kappa between the predictions of this segment's model and the previous one's on the
+        run's stop set (:mod:`pickwise.stopping`; None for segment 0, or a model without predictions).
+    stop_reached : int or None
+        The first segment at which the stabilising-predictions rule fired (None until it has).
+        Records written before these two fields existed read back with None.
     """
 
     segment: int
@@ -93,6 +100,8 @@ class SegmentRecord:
     embed_seconds: float
     select_seconds: float
     queried: tuple[int, ...]
+    stop_kappa: float | None = None
+    stop_reached: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps`` works on it)."""
@@ -100,7 +109,8 @@ class SegmentRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SegmentRecord:
-        names = [f.name for f in fields(cls)]
+        optional = ("stop_kappa", "stop_reached")
+        names = [f.name for f in fields(cls) if f.name not in optional or f.name in d]
         missing = [k for k in names if k not in d]
         if missing:
             raise ValueError(f"a segment record needs {missing}; got keys {sorted(d)}")
@@ -335,7 +345,11 @@ def stream_segments(
 
 
 def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
+    from ..stopping import prediction_kappa, stop_predictions, stop_round, stop_set
+
     pool = run.initial_pool()
+    stop_idx = stop_set(run.stream, rng=derive_rng(run.seed, 4))
+    kappas: list[float | None] = [r.stop_kappa for r in done]
     bar = None
     if run.progress:
         from tqdm.auto import tqdm
@@ -345,7 +359,9 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
         if not done:
             model, fit_s = run.fit(pool, 0)
             check_capabilities(run.template, model)
-            rec = SegmentRecord(0, 0, 0, 0, pool.n_labeled, 0.0, run.metrics(model), fit_s, 0.0, 0.0, ())
+            preds = stop_predictions(model, run.x, stop_idx)
+            kappas = [None]
+            rec = SegmentRecord(0, 0, 0, 0, pool.n_labeled, 0.0, run.metrics(model), fit_s, 0.0, 0.0, (), None, None)
             done = [rec]
             if bar is not None:
                 bar.update(1)
@@ -353,6 +369,7 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
             selector = run.selector(0, 0)
         else:
             model, selector, pool = restore(run, done)
+            preds = stop_predictions(model, run.x, stop_idx)
         for s in range(len(done), run.n_segments + 1):
             seen = (s - 1) * run.segment
             used = pool.n_labeled - run.initial.shape[0]
@@ -365,9 +382,12 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
                 pool = pool.label(queried, run.oracle(queried), round=s)
             model, fit_s = run.fit(pool, s)
             window = run.window(s).shape[0]
+            prev, preds = preds, stop_predictions(model, run.x, stop_idx)
+            kappas.append(prediction_kappa(prev, preds))
             rec = SegmentRecord(
                 s, seen + window, window, int(queried.size), pool.n_labeled, queried.size / window,
                 run.metrics(model), fit_s, embed_s, select_s, tuple(int(i) for i in queried),
+                kappas[s], stop_round(kappas),
             )
             if bar is not None:
                 bar.update(1)
