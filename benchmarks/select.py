@@ -16,6 +16,22 @@ References, measured in the same run:
   to the whole labelled set at once (an N×|L| matrix), then one distance pass per pick.
 When a reference would take too long (large N), it runs only the first ``--ref-picks`` picks and
 its time is extrapolated linearly: set-up + loop time × (k − 1)/(picks − 1). Such rows say so.
+
+BatchBALD rows (``--batchbald-only`` runs just these; T = 20, K = 10, 9,900 candidates, one thread):
+
+    python benchmarks/select.py --batchbald-only
+
+Inputs: (a) MNIST-MLP draws — a 784-256-10 ReLU MLP with dropout 0.5, trained (seeded) on 1,000
+MNIST training images, MC-dropout draws with one mask per draw shared by the whole pool (consistent)
+on 9,900 other training images (read from ``PICKWISE_DATA``, else ../shared/data; skipped when absent); (b) synthetic
+draws shaped like a trained MLP's, softmax(N(0, 4²) per item + N(0, 1.5²) per draw); (c) pool (b)
+with 150 near-copies each of its two highest-BALD items put in, so that the 200 items of highest BALD are all
+copies. pickwise's ``batchbald_select`` with its defaults (lazy greedy over the whole pool) is
+measured against the plain greedy that scores every candidate at every step with the old settings:
+the old CLI's (200 BALD-top candidates, 10,000 sampled configurations) and the old class defaults
+(whole pool, 40,000 exact/sampled configurations; only its first ``--bb-old-picks`` picks run, then
+the per-pick time of the last one extrapolates). Exactness: the first 4 picks against the plain
+exact greedy (K^3 = 1,000 configurations, all enumerated).
 """
 
 from __future__ import annotations
@@ -57,6 +73,10 @@ def main() -> None:
                     help="picks the references run at the largest N before extrapolating (default 100; quick: all)")
     ap.add_argument("--n-labeled", type=int, default=1000, help="|L| for core-set (default 1000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batchbald-only", action="store_true", help="only the BatchBALD rows")
+    ap.add_argument("--bb-n", type=int, default=9_900, help="BatchBALD candidates (default 9,900)")
+    ap.add_argument("--bb-old-picks", type=int, default=6,
+                    help="picks the old class-default BatchBALD runs before extrapolating (default 6; 0 skips it)")
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS threads for every implementation (default 1: stable timings on a shared machine)")
     args = ap.parse_args()
@@ -65,7 +85,9 @@ def main() -> None:
     with threadpool_limits(limits=args.threads, user_api="blas"):
         threads = ", ".join(f"{i['internal_api']}×{i['num_threads']}" for i in threadpool_info())
         load0 = os.getloadavg()[0]
-        run(args)
+        if not args.batchbald_only:
+            run(args)
+        run_batchbald(args)
         print(f"\nnumpy {np.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, BLAS threads: {threads}, "
               f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
@@ -113,6 +135,122 @@ def run(args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---:|---|")
     for name, n, k, t, m, note in rows:
         print(f"| {name} | {n:,} | {k} | {t:.2f} | {m:.1f} | {note} |")
+    print()
+    for line in summary:
+        print("- " + line)
+
+
+def _bb_synthetic(n: int, seed: int) -> np.ndarray:
+    """(20, n, 10) draws like a trained MLP's: a peaked per-item mean plus per-draw disagreement."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=4.0, size=(1, n, 10)) + rng.normal(scale=1.5, size=(20, n, 10))
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
+def _bb_redundant(n: int, seed: int) -> np.ndarray:
+    """:func:`_bb_synthetic` with 150 near-copies each of its two highest-BALD items in front."""
+    from pickwise.scores import bald
+
+    d = _bb_synthetic(n, seed)
+    rng = np.random.default_rng(seed + 7)
+    top = np.argsort(-bald(d))[:2]
+    protos = np.log(d[:, top, :])
+    for j in range(2):
+        z = protos[:, j, None, :] + rng.normal(scale=0.01, size=(20, 150, 10))
+        p = np.exp(z - z.max(-1, keepdims=True))
+        d[:, 150 * j:150 * (j + 1)] = p / p.sum(-1, keepdims=True)
+    return d
+
+
+def _bb_mnist(n: int, seed: int) -> np.ndarray | None:
+    """(20, n, 10) MC-dropout draws of an MLP trained on 1,000 MNIST images; None without MNIST."""
+    try:
+        from pickwise.data.loaders import load_mnist
+
+        ds = load_mnist(os.environ.get("PICKWISE_DATA") or _HERE.parent.parent / "shared" / "data")
+    except (OSError, ValueError):
+        return None
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(ds.x_train.shape[0])
+    xl, yl = torch.from_numpy(ds.x_train[order[:1000]]), torch.from_numpy(ds.y_train[order[:1000]])
+    xp = torch.from_numpy(ds.x_train[order[1000:1000 + n]])
+    l1, l2 = torch.nn.Linear(784, 256), torch.nn.Linear(256, 10)
+    opt = torch.optim.Adam([*l1.parameters(), *l2.parameters()], lr=1e-3)
+    for _ in range(30):
+        for b in torch.randperm(1000).split(64):
+            h = torch.nn.functional.dropout(torch.relu(l1(xl[b])), 0.5, training=True)
+            loss = torch.nn.functional.cross_entropy(l2(h), yl[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    out = np.empty((20, n, 10))
+    with torch.no_grad():
+        h = torch.relu(l1(xp))
+        for t in range(20):
+            mask = (torch.rand(256) >= 0.5).float() * 2.0  # one mask per draw for the whole pool
+            out[t] = torch.softmax(l2(h * mask), dim=1).double().numpy()
+    return out
+
+
+def run_batchbald(args: argparse.Namespace) -> None:
+    from pickwise.scores import bald
+    from pickwise.select.batchbald import (
+        MAX_CONFIGS,
+        N_SAMPLES,
+        _plain_select,
+        batchbald_select,
+    )
+
+    n = args.bb_n
+    inputs = [("MNIST-MLP", _bb_mnist(n, args.seed)), ("synthetic MLP-like", _bb_synthetic(n, args.seed)),
+              ("synthetic + 300 near-copies", _bb_redundant(n, args.seed))]
+    rows, summary = [], []
+
+    def old_cli(d, k, rng):
+        keep = np.sort(np.argsort(-bald(d), kind="stable")[:200])
+        return keep[_plain_select(d[:, keep], k, rng=rng, max_configs=40_000, n_samples=10_000)]
+
+    for name, d in inputs:
+        if d is None:
+            summary.append(f"{name}: skipped (no MNIST found)")
+            continue
+        exact, _, _ = measured(_plain_select, d, 4, rng=np.random.default_rng(args.seed), max_configs=40_000)
+        for k in (100, 1000):
+            new, t_new, m_new = measured(batchbald_select, d, k, rng=np.random.default_rng(args.seed))
+            same = np.array_equal(new[:4], exact)
+            rows.append((f"BatchBALD (pickwise, lazy; defaults {MAX_CONFIGS:,} / {N_SAMPLES:,})", name, k, t_new, m_new,
+                         f"first 4 = exact greedy: {'yes' if same else 'NO'}"))
+            summary.append(f"BatchBALD {name} k={k}: {t_new:.1f} s, first 4 picks "
+                           f"{'equal' if same else 'DIFFER from'} exact greedy {exact.tolist()}")
+        # old CLI setting: plain greedy on 200 BALD-top candidates; k = 1000 > 200 candidates is impossible,
+        # so its per-pick time after the exact part is extrapolated from k = 100
+        (_, t5, _) = measured(old_cli, d, 5, np.random.default_rng(args.seed))
+        (o100, t100, m100) = measured(old_cli, d, 100, np.random.default_rng(args.seed))
+        same = np.array_equal(o100[:4], exact)
+        rows.append(("BatchBALD old CLI (200 BALD-top, 10,000 configs, plain)", name, 100, t100, m100,
+                     f"first 4 = exact greedy: {'yes' if same else 'NO'}"))
+        rows.append(("BatchBALD old CLI (200 BALD-top, 10,000 configs, plain)", name, 1000,
+                     t5 + (t100 - t5) * 995 / 95, float("nan"), "extrapolated from 100 picks (only 200 candidates)"))
+        if args.bb_old_picks >= 6 and not name.startswith("synthetic +"):
+            ran = args.bb_old_picks
+            old = {"rng": np.random.default_rng(args.seed), "max_configs": 40_000, "n_samples": 40_000}
+            (_, ta, _) = measured(_plain_select, d, ran - 1, **old)
+            old["rng"] = np.random.default_rng(args.seed)
+            (_, tb, mb) = measured(_plain_select, d, ran, **old)
+            for k in (100, 1000):
+                rows.append(("BatchBALD old class defaults (whole pool, 40,000, plain)", name, k,
+                             tb + (tb - ta) * (k - ran), mb, f"extrapolated from {ran} picks ({tb - ta:.1f} s per pick)"))
+        print(f"... BatchBALD {name} done", file=sys.stderr, flush=True)
+
+    print(f"\nBatchBALD: {n:,} candidates, T = 20, K = 10; times in seconds, memory = tracemalloc peak during the call\n")
+    print("| method | input | k | time (s) | extra peak (MB) | note |")
+    print("|---|---|---:|---:|---:|---|")
+    for name, inp, k, t, m, note in rows:
+        print(f"| {name} | {inp} | {k} | {t:.1f} | {m:.1f} | {note} |")
     print()
     for line in summary:
         print("- " + line)

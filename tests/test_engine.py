@@ -287,3 +287,59 @@ def test_the_sharded_running_sum_is_np_cumsum_bit_for_bit(n_shards):
     got = np.concatenate(eng.map(lambda s, _: s["_kpp_cum"]))
     ref = np.cumsum(d2)
     assert np.array_equal(got, ref) and total == ref[-1]
+
+
+# ------------------------------------------------------------------------------ lost shards
+
+
+class _LostShard(ConnectionResetError):
+    """Stands for a lost Ray actor in the fake engine below."""
+
+
+class _FlakyEngine(LocalEngine):
+    """A LocalEngine whose shard 1 is lost once, after ``fail_at`` calls of ``scan``."""
+
+    fault_types = (_LostShard,)
+
+    def __init__(self, shards, log: list[str], fail_at: int | None) -> None:
+        super().__init__(shards)
+        self._log, self._fail_at, self._scans = log, fail_at, 0
+        log.append("build")
+
+    def scan(self, *args, **kwargs):
+        self._scans += 1
+        if self._scans == self._fail_at:
+            raise _LostShard("shard 1 lost")
+        return super().scan(*args, **kwargs)
+
+    def close(self) -> None:
+        self._log.append("close")
+        super().close()
+
+
+def test_run_with_restarts_reruns_from_the_start_with_the_rng_restored():
+    from pickwise.engine import run_with_restarts
+
+    a, h = factors(200, seed=4)
+    log: list[str] = []
+    fails = iter([7, None])  # the first engine loses a shard at pick 7, the second runs through
+    parts = split_arrays({"a": a, "h": h}, 3)
+    rng = np.random.default_rng(11)
+    picks = run_with_restarts(lambda: _FlakyEngine(parts, log, next(fails)),
+                              lambda eng: sharded_kmeanspp(eng, 30, rng=rng), rng=rng)
+    ref = np.random.default_rng(11)
+    assert np.array_equal(picks, kmeanspp_seeding(GradEmbedding(a, h), 30, rng=ref))
+    assert same_rng_after(rng, ref)
+    assert log == ["build", "close", "build", "close"]
+    # lost every time: the last loss propagates after `attempts` builds
+    log.clear()
+    with pytest.raises(_LostShard):
+        run_with_restarts(lambda: _FlakyEngine(parts, log, 2), lambda eng: sharded_kmeanspp(eng, 30, rng=rng),
+                          rng=rng, attempts=2)
+    assert log == ["build", "close", "build", "close"]
+    # any other error is raised at once (no rebuild), and the engine is closed
+    log.clear()
+    with pytest.raises(ValueError, match="k=500"):
+        run_with_restarts(lambda: _FlakyEngine(parts, log, None), lambda eng: sharded_kmeanspp(eng, 500, rng=rng),
+                          rng=rng)
+    assert log == ["build", "close"]

@@ -136,6 +136,95 @@ def test_ray_engine_from_npy_files_and_errors(ray_local, tmp_path):
         RayEngine.from_arrays({"a": a}, n_shards=1, address="127.0.0.1:1")
 
 
+def test_select_cli_on_ray_same_csv(ray_local, tmp_path, capsys):
+    """``pickwise select --engine ray`` (3 actors, each reading its own rows): the CSV of the plain command."""
+    from test_select_engine import select, write_outputs
+
+    paths = write_outputs(tmp_path)
+    for strategy in ("bald", "badge", "coreset"):  # every strategy: test_select_engine.py, on the local engine
+        assert select(paths, tmp_path / "plain.csv", strategy) == 0
+        assert select(paths, tmp_path / "ray.csv", strategy, "--engine", "ray", "--shards", "3") == 0, capsys.readouterr()
+        assert (tmp_path / "ray.csv").read_text() == (tmp_path / "plain.csv").read_text(), strategy
+    assert "on the ray engine (3 shards)" in capsys.readouterr().out
+    assert ray_local.is_initialized()
+
+
+def test_select_cli_unreachable_address_is_one_line(ray_env, tmp_path):
+    """A fresh process (Ray not started): the address nobody answers at, named in one line, exit 2."""
+    import subprocess
+
+    from test_select_engine import write_outputs
+
+    paths = write_outputs(tmp_path)
+    cmd = [sys.executable, "-m", "pickwise", "select", "--probs", str(paths["probs"]), "--strategy", "margin",
+           "--k", "3", "--engine", "ray", "--address", "127.0.0.1:1", "--out", str(tmp_path / "o.csv")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "CI": ""})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("pickwise select: error: no Ray cluster answers at address '127.0.0.1:1'")
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_actor_killed_mid_selection_reruns_to_the_same_picks(ray_local):
+    """An actor killed after pick 10 of k-means++: the run restarts on a rebuilt engine, same picks."""
+    from pickwise.engine import RayEngine, run_with_restarts
+
+    a, h, _ = data(seed=3)
+    built: list[RayEngine] = []
+
+    def build() -> RayEngine:
+        built.append(RayEngine.from_arrays({"a": a, "h": h}, n_shards=3))
+        return built[-1]
+
+    def kill_once(t: int) -> None:
+        if t == 10 and len(built) == 1:
+            ray_local.kill(built[0]._actors[1])
+
+    rng = np.random.default_rng(5)
+    picks = run_with_restarts(build, lambda eng: sharded_kmeanspp(eng, 40, rng=rng, on_pick=kill_once), rng=rng)
+    ref_rng = np.random.default_rng(5)
+    assert np.array_equal(picks, kmeanspp_seeding(GradEmbedding(a, h), 40, rng=ref_rng))
+    assert len(built) == 2  # the kill was seen and the run started over
+    assert rng.random() == ref_rng.random()
+    # a shard's own error is not a fault: raised at once, no rebuild
+    built.clear()
+    with pytest.raises(ValueError, match=r"k=10000 must lie in 1 .. 300"):
+        run_with_restarts(build, lambda eng: sharded_kmeanspp(eng, 10_000, rng=rng), rng=rng)
+    assert len(built) == 1
+
+
+def test_restart_mode_recovers_a_killed_actor_mid_selection(ray_local):
+    """``restart=True``: a killed actor is restarted, its operations replayed, and the run goes on to the
+    same picks; killed once by ``ray.kill`` during k-means++, once by SIGKILL to its process during k-center."""
+    import signal
+
+    from pickwise.engine import RayEngine
+
+    a, h, _ = data(seed=4)
+    with RayEngine.from_arrays({"a": a, "h": h}, n_shards=3, restart=True) as eng:
+        pids = [eng.call(1, lambda s, _: os.getpid())]
+
+        def kill(t: int) -> None:
+            if t == 10:
+                ray_local.kill(eng._actors[1], no_restart=False)
+
+        rng, ref = np.random.default_rng(6), np.random.default_rng(6)
+        assert np.array_equal(sharded_kmeanspp(eng, 40, rng=rng, on_pick=kill),
+                              kmeanspp_seeding(GradEmbedding(a, h), 40, rng=ref))
+        pids.append(eng.call(1, lambda s, _: os.getpid()))
+
+        def sigkill(t: int) -> None:
+            if t == 10:
+                os.kill(pids[-1], signal.SIGKILL)
+
+        lab = h[:5] + 0.5
+        assert np.array_equal(sharded_kcenter(eng, 30, centres=lab, rng=rng, x="h", on_pick=sigkill),
+                              kcenter_greedy(h, 30, centres=lab, rng=ref))
+        pids.append(eng.call(1, lambda s, _: os.getpid()))
+        assert len(set(pids)) == 3  # a new actor process served the rest, twice
+        assert rng.random() == ref.random()
+
+
 def _listeners(pids: set[int]) -> list[str]:
     """Local addresses of the TCP sockets in LISTEN state held by ``pids`` (from /proc)."""
     inodes = set()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pickwise.scores import bald
-from pickwise.select.batchbald import batchbald_scores, batchbald_select, conditional_entropies
+from pickwise.select.batchbald import _plain_select, batchbald_scores, batchbald_select, conditional_entropies
 
 
 def _draws(seed, t=6, n=7, k=3, sharp=2.0):
@@ -101,3 +101,50 @@ def test_bad_arguments():
         batchbald_select(d, 8, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="max_configs"):
         batchbald_select(d, 2, rng=np.random.default_rng(0), max_configs=0)
+
+
+# --- lazy greedy (issue 16): the same picks as the plain greedy that scores every item ---------
+
+
+def _peaked(seed, t=8, n=300, k=3):
+    """Draws like a trained model's: a peaked per-item mean plus per-draw disagreement."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=3.0, size=(1, n, k)) + rng.normal(scale=1.5, size=(t, n, k))
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lazy_greedy_equals_plain_greedy_while_exact(seed):
+    d = _peaked(seed)
+    # 3^6 = 729 ≤ 1,000 configurations: every one of the 7 picks is exact
+    lazy = batchbald_select(d, 7, rng=np.random.default_rng(0), max_configs=1_000)
+    assert lazy.tolist() == _plain_select(d, 7, rng=np.random.default_rng(0), max_configs=1_000).tolist()
+
+
+def test_lazy_greedy_ties_take_the_first_position_like_the_plain_greedy():
+    base = _peaked(9, n=40)
+    d = np.concatenate([base, base[:, ::-1], base], axis=1)  # every item three times
+    lazy = batchbald_select(d, 6, rng=np.random.default_rng(0))
+    assert lazy.tolist() == _plain_select(d, 6, rng=np.random.default_rng(0)).tolist()
+    assert len(set(lazy.tolist())) == 6
+
+
+def test_sampled_picks_after_exact_ones_agree_with_the_plain_greedy_on_clear_inputs():
+    d = _peaked(4, t=10, n=200, k=4)
+    # 4^3 = 64 > 50: picks 1-3 exact, the rest from 4,000 sampled configurations (approximate)
+    lazy = batchbald_select(d, 6, rng=np.random.default_rng(1), max_configs=50, n_samples=4_000)
+    plain = _plain_select(d, 6, rng=np.random.default_rng(1), max_configs=50, n_samples=4_000)
+    assert lazy[:3].tolist() == plain[:3].tolist()
+    assert len(set(lazy.tolist()) & set(plain.tolist())) >= 5
+
+
+def test_class_and_cli_share_one_set_of_defaults():
+    from pickwise.catalog import make_strategy
+    from pickwise.select.batchbald import MAX_CONFIGS, N_SAMPLES
+    from pickwise.strategies import BatchBALD
+
+    cli = make_strategy("batchbald")
+    assert cli == BatchBALD()
+    assert (cli.max_candidates, cli.max_configs, cli.n_samples) == (None, MAX_CONFIGS, N_SAMPLES)
+    assert make_strategy("batchbald", max_candidates=50, n_samples=300) == BatchBALD(max_candidates=50, n_samples=300)

@@ -138,34 +138,36 @@ def test_orders(data):
 
 @pytest.mark.parametrize("reset", [False, True])
 def test_resume_equals_uninterrupted(data, tmp_path, reset):
-    whole = run(data, VeSSAL(q=0.25), seed=4, order="pc", reset_selector=reset)
+    whole = run(data, VeSSAL(q=0.25), seed=4, order="pc", protocol="global", reset_selector=reset)
     for cut in (1, 2, len(whole) - 1, len(whole)):
         CentroidModel.fits = 0
-        rest = run(data, VeSSAL(q=0.25), seed=4, order="pc", reset_selector=reset, resume=whole[:cut])
+        rest = run(data, VeSSAL(q=0.25), seed=4, order="pc", protocol="global", reset_selector=reset,
+                   resume=whole[:cut])
         assert outcomes(whole[:cut] + rest) == outcomes(whole)
         if cut < len(whole):  # replay refits every recorded window's model (none for a fresh-per-window selector)
             assert CentroidModel.fits == (1 if reset else cut) + len(rest)
     path = tmp_path / "rec.jsonl"
     save_segments(whole[:2], path)
-    rest = run(data, VeSSAL(q=0.25), seed=4, order="pc", reset_selector=reset, resume=path)
+    rest = run(data, VeSSAL(q=0.25), seed=4, order="pc", protocol="global", reset_selector=reset, resume=path)
     assert outcomes(whole[:2] + rest) == outcomes(whole)
 
 
 def test_resume_from_checkpoint_skips_the_replay(data, tmp_path):
+    """The carried-state ("global") protocol: the selector's state comes back from the checkpoint."""
     ck = tmp_path / "sel.npz"
-    whole = run(data, VeSSAL(q=0.25), seed=4, budget=20)
+    whole = run(data, VeSSAL(q=0.25), seed=4, budget=20, protocol="global")
     first = []
     for rec in stream_segments(CentroidModel, VeSSAL(q=0.25), *data, segment=SEG, initial=10, seed=4, budget=20,
-                               evaluate=accuracy(*data), checkpoint=ck):
+                               protocol="global", evaluate=accuracy(*data), checkpoint=ck):
         first.append(rec)
         if rec.segment == 2:
             break  # "crash" after the second window
     CentroidModel.fits = 0
-    rest = run(data, VeSSAL(q=0.25), seed=4, budget=20, resume=first, checkpoint=ck)
+    rest = run(data, VeSSAL(q=0.25), seed=4, budget=20, protocol="global", resume=first, checkpoint=ck)
     assert CentroidModel.fits == 1 + len(rest)  # only the model for window 3, then one fit per window
     assert outcomes(first + rest) == outcomes(whole)
     with pytest.raises(ValueError, match="another run"):
-        run(data, VeSSAL(q=0.25), seed=4, budget=25, resume=first, checkpoint=ck)
+        run(data, VeSSAL(q=0.25), seed=4, budget=25, protocol="global", resume=first, checkpoint=ck)
 
 
 def test_resume_detects_a_different_run(data):

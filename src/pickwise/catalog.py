@@ -43,13 +43,9 @@ def _batch_strategies() -> dict[str, Callable[..., Any]]:
         "badge": lambda **kw: s.BADGE(**_pick(kw, *chunk)),
         "coreset": lambda **kw: s.CoreSet(**_pick(kw, *chunk)),
         "dbal": lambda **kw: s.DBAL(**_pick(kw, "beta", *chunk)),
-        # BatchBALD's greedy step costs O(candidates · configurations · K · draws): here only the
-        # 200 items with the highest BALD are candidates and 10,000 configurations are sampled once
-        # exact enumeration stops (the class's own defaults: whole pool, 40,000)
+        # BatchBALD: the class's own defaults (whole pool, lazy greedy; see pickwise.select.batchbald)
         "batchbald": lambda **kw: s.BatchBALD(
-            **_pick(kw, "n_draws", *chunk),
-            max_candidates=kw.get("max_candidates", 200),
-            n_samples=kw.get("n_samples", 10_000),
+            **_pick(kw, "n_draws", "max_candidates", "max_configs", "n_samples", *chunk),
         ),
         "bait": lambda **kw: s.BAIT(**_pick(kw, "lam", *chunk)),
         "egl": lambda **kw: s.EGL(**_pick(kw, *chunk)),
@@ -69,7 +65,8 @@ def _batch_strategies() -> dict[str, Callable[..., Any]]:
         "cluster_margin": lambda **kw: s.ClusterMargin(
             **_pick(kw, "margin_ratio", "epsilon", "n_clusters", "max_cluster_items", *chunk)
         ),
-        # target-aware BALD; BatchEPIG's greedy is priced like BatchBALD's (see above)
+        # target-aware BALD; BatchEPIG's greedy costs O(candidates · configurations · K · draws) per pick,
+        # so the catalog caps its candidates and configurations (BatchEPIG's own defaults are larger)
         "epig": lambda **kw: s.EPIG(**_pick(kw, "n_draws", "n_targets", *chunk)),
         "batch_epig": lambda **kw: s.BatchEPIG(
             **_pick(kw, "n_draws", "n_targets", *chunk),

@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--segment", type=int, default=5000, help="items per window; retrain after each (default: 5000)")
     st.add_argument("--order", default="iid", choices=("iid", "pc", "class"),
                     help="arrival order: iid, pc (sorted by first principal component), class (default: iid)")
+    st.add_argument("--protocol", default="official", choices=("official", "global"),
+                    help="official (the VeSSAL authors' code): a fresh selector every window with its share of "
+                    "--budget (budget × window / stream length); global: one selector carried across the "
+                    "retrains, one budget over the whole stream at the adaptive rate (default: official)")
     st.add_argument("--seed", type=int, default=0, help="seed of the order, initial labels and training (default: 0)")
     st.add_argument("--out", default="runs", help="output folder (default: runs)")
     st.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -233,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--seed", type=int, default=0, help="seed for tie-breaking and sampling (>= 0)")
     sel.add_argument("--out", required=True, help="CSV to write: rank,index,id,score")
     sel.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sel.add_argument("--engine", choices=("local", "ray"), default=None,
+                     help="select over the pool in shards, each reading its own rows of the .npy files: 'local' "
+                          "(this process) or 'ray' (one Ray actor per shard; pip install \"pickwise[distributed]\"); "
+                          "the same picks as without --engine. Strategies: least_confidence, margin, entropy, bald, "
+                          "variation_ratio, mean_std, max_entropy, badge, coreset")
+    sel.add_argument("--address", default=None,
+                     help="with --engine ray: the Ray cluster to join (host:port, ray://host:port or auto); "
+                          "default: start Ray on this machine, listening on 127.0.0.1 only")
+    sel.add_argument("--shards", type=int, default=None, help="with --engine: shards of the pool (>= 1; default: 1)")
     return parser
 
 
@@ -268,22 +281,24 @@ def cmd_stream(args: argparse.Namespace) -> int:
         dropout=args.dropout, epochs=args.epochs, lr=args.lr,
         image_shape=_image_shape(args, ds) if model == "cnn" else None,
     )
-    config = {key: getattr(args, key) for key in STREAM_CONFIG_KEYS} | _data_config(args) | {"model": model}
+    config = ({key: getattr(args, key) for key in STREAM_CONFIG_KEYS} | _data_config(args)
+              | {"model": model, "protocol": args.protocol})
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"stream_{_data_label(args)}_{args.selector}_{args.order}_seed{args.seed}_{tag}"
+    stem = f"stream_{_data_label(args)}_{args.selector}_{args.order}_seed{args.seed}_{args.protocol}_{tag}"
     path = out / f"{stem}.jsonl"
     writer = RecordWriter(path)  # the records' lock first: a second writer is refused before anything is read
     done = [SegmentRecord.from_dict(r) for r in read_jsonl(path, repair=True)]
     segments = stream_segments(
         make_model, selector, x_train, ds.y_train, order=args.order, segment=args.segment, initial=args.initial,
-        budget=args.budget, evaluate=holdout(x_test, ds.y_test), seed=args.seed, resume=done or None,
-        progress=not args.no_progress,
+        budget=args.budget, evaluate=holdout(x_test, ds.y_test), seed=args.seed, protocol=args.protocol,
+        resume=done or None, progress=not args.no_progress,
     )
     from tqdm import tqdm
 
-    tqdm.write(f"{'segment':>7} {'seen':>7} {'queries':>7} {'labels':>7} {'rate':>6} {'accuracy':>8} {'fit s':>6} {'select s':>8}")
+    tqdm.write(f"{'segment':>7} {'seen':>7} {'queries':>7} {'labels':>7} {'rate':>6} {'target':>6} {'accuracy':>8} "
+               f"{'fit s':>6} {'select s':>8}")
     recs = list(done)
     for rec in done:
         tqdm.write(_segment_row(rec) + "  (resumed)")
@@ -294,7 +309,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     png = out / f"{stem}.png"
     learning_curves(
         {args.selector: [([r.n_labels for r in recs], [r.metrics["accuracy"] for r in recs])]},
-        png, title=f"{_data_label(args)} stream ({args.order}), window {args.segment}",
+        png, title=f"{_data_label(args)} stream ({args.order}, {args.protocol}), window {args.segment}",
     )
     queried = sum(r.queries for r in recs)
     seen = recs[-1].items_seen if recs else 0
@@ -304,8 +319,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _segment_row(r: Any) -> str:
+    """One row of ``pickwise stream``'s table: rate is realised (queries / window), target the window's aim."""
+    target = "-" if r.target_rate is None else f"{r.target_rate:.3f}"
     return (
-        f"{r.segment:>7} {r.items_seen:>7} {r.queries:>7} {r.n_labels:>7} {r.rate:>6.3f} "
+        f"{r.segment:>7} {r.items_seen:>7} {r.queries:>7} {r.n_labels:>7} {r.rate:>6.3f} {target:>6} "
         f"{r.metrics.get('accuracy', float('nan')):>8.4f} {r.fit_seconds:>6.2f} {r.select_seconds:>8.3f}"
     )
 
@@ -326,6 +343,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     from .progress import progress_bars
 
     _check_options(args)
+    _check_engine_options(args)
     arrays = {name: load_npy(getattr(args, name)) for name in ("probs", "embeddings", "mc_probs", "member_probs")}
     if all(v is None for v in arrays.values()):
         raise ValueError("give the outputs to choose from: --probs, --embeddings, --mc-probs and/or --member-probs")
@@ -359,11 +377,83 @@ def cmd_select(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     with progress_bars(not args.no_progress):
-        picks, picked_scores, _ = select_with_values(strategy, model, model.x, pool, args.k, rng=rng)
+        if args.engine is None:
+            picks, picked_scores, _ = select_with_values(strategy, model, model.x, pool, args.k, rng=rng)
+        else:
+            picks, picked_scores = _select_on_engine(args, strategy, model, pool, n_draws, rng)
     wall = time.perf_counter() - t0
     _write_picks(Path(args.out), picks, picked_scores, ids)
-    print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy} in {wall:.2f} s -> {args.out}")
+    on = "" if args.engine is None else f" on the {args.engine} engine ({args.shards or 1} shards)"
+    print(f"chose {len(picks)} of {pool.n_unlabeled} unlabelled items with {args.strategy}{on} in {wall:.2f} s "
+          f"-> {args.out}")
     return 0
+
+
+def _check_engine_options(args: argparse.Namespace) -> None:
+    """``pickwise select``'s engine options: known strategy, --shards >= 1, --address only with Ray."""
+    from .engine import ENGINE_STRATEGIES
+
+    if args.engine is None:
+        given = [flag for flag, v in (("--shards", args.shards), ("--address", args.address)) if v is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} need --engine local or --engine ray")
+        return
+    if args.shards is not None and args.shards < 1:
+        raise ValueError(f"--shards must be >= 1; got {args.shards}")
+    if args.address is not None and args.engine != "ray":
+        raise ValueError(f"--address {args.address!r} needs --engine ray (got --engine {args.engine})")
+    if args.strategy not in ENGINE_STRATEGIES:
+        raise ValueError(f"--engine {args.engine} runs the strategies {', '.join(ENGINE_STRATEGIES)}; "
+                         f"got --strategy {args.strategy!r}")
+
+
+def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool: Any, n_draws: int | None,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``select --engine``: the unlabelled rows in ``--shards`` shards, each reading its own rows of
+    the .npy files; the picks and values of :func:`~pickwise.precomputed.select_with_values`."""
+    import copy
+
+    from .engine import LocalEngine, npy_loaders, run_with_restarts, select_sharded
+    from .engine.precomputed import needed_arrays
+    from .precomputed import natural_values
+    from .protocols import ScoreBased
+
+    need = needed_arrays(args.strategy)
+    missing = [f"--{name.replace('_', '-')}" for name in need if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"--strategy {args.strategy} with --engine needs {' and '.join(missing)}")
+    shards = args.shards or 1
+    if shards > model.n:
+        raise ValueError(f"--shards {shards} exceeds the {model.n} items of the pool")
+    loaders = npy_loaders({name: getattr(args, name) for name in need}, shards, exclude=pool.labeled,
+                          index="index", axis1=("mc_probs",))
+    centres = model.embed(pool.labeled) if args.strategy == "coreset" and pool.n_labeled else None
+
+    def build() -> Any:
+        if args.engine == "local":
+            return LocalEngine.from_loaders(loaders)
+        import logging
+
+        from .engine.ray import INSTALL_HINT, RayEngine
+
+        try:  # Ray's own warnings (e.g. that token auth is on) would clutter the command's output
+            return RayEngine.from_loaders(loaders, address=args.address, init_options={"logging_level": logging.ERROR})
+        except ImportError as err:
+            raise ValueError(INSTALL_HINT) from err
+        except ConnectionError as err:  # an OSError without an errno: one line, not a traceback
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(msg if repr(args.address) in msg else f"--address {args.address}: {msg}") from err
+
+    before = copy.deepcopy(rng)
+    def run(eng: Any) -> np.ndarray:
+        return select_sharded(eng, args.strategy, args.k, rng=rng, n_draws=n_draws, centres=centres)
+
+    picks = pool.unlabeled[run_with_restarts(build, run, rng=rng)]
+    if isinstance(strategy, ScoreBased):
+        values = np.asarray(strategy.scores(model, model.x, picks, rng=before), dtype=np.float64)
+    else:
+        values = natural_values(strategy, model, model.x, pool, picks, rng=before)
+    return picks, values
 
 
 def _check_k(k: int, n_unlabeled: int, pool: str) -> None:

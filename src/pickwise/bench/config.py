@@ -33,7 +33,10 @@ Keys (top level or in a block): ``datasets`` and ``batch_sizes`` (required), ``r
 (default 5), ``initial`` (default 100), ``orders`` (default ["iid"]; "iid", "pc", "class"),
 ``max_train``, ``max_test``, ``segment``, and the tables ``training`` (see TRAINING_DEFAULTS),
 ``strategy_options`` (n_draws, chunk_size) and ``stream_options`` (lam, bias, window, chunk_size,
-reset_selector). Top level only: ``name``, ``description`` (markdown shown in the report), ``grid``.
+reset_selector, protocol). ``stream_options.protocol``: "official" (a fresh selector and budget share
+k every window, as the VeSSAL authors' code) or "global" (one selector and one budget over the stream);
+absent means "global" — what grids ran before the key existed — and leaves the cell ids unchanged.
+Top level only: ``name``, ``description`` (markdown shown in the report), ``grid``.
 
 Cold start: ``initial = 0`` starts pool cells from no labels (round 0 trains nothing; its ``k`` items
 are chosen by the cold-start strategy, :func:`pickwise.loop.cold_start_strategy`), and
@@ -112,7 +115,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 #: options of the stream selectors and the stream loop (``stream_options`` table)
-STREAM_OPTION_KEYS = ("lam", "bias", "window", "chunk_size", "reset_selector")
+STREAM_OPTION_KEYS = ("lam", "bias", "window", "chunk_size", "reset_selector", "protocol")
 #: options passed to the pool strategies (``strategy_options`` table)
 STRATEGY_OPTION_KEYS = ("n_draws", "chunk_size")
 
@@ -358,14 +361,15 @@ def load_own_dataset(spec: Mapping[str, Any]) -> Any:
 
 
 class Spec(NamedTuple):
-    """What a value must be: ``kind`` "int", "float" or "bool"; bounds ``low``/``high`` (None: none);
-    ``open_low``/``open_high``: the bound itself is excluded."""
+    """What a value must be: ``kind`` "int", "float", "bool" or "choice" (one of ``choices``); bounds
+    ``low``/``high`` (None: none); ``open_low``/``open_high``: the bound itself is excluded."""
 
     kind: str
     low: float | None = None
     high: float | None = None
     open_low: bool = False
     open_high: bool = False
+    choices: tuple[str, ...] = ()
 
 
 #: at most this many seeds per block (a count or a list)
@@ -399,6 +403,7 @@ LIMITS: Mapping[str, Spec] = MappingProxyType({
     "stream_options.lam": Spec("float", 0.0, 1e6, open_low=True),
     "stream_options.bias": Spec("bool"),
     "stream_options.reset_selector": Spec("bool"),
+    "stream_options.protocol": Spec("choice", choices=("official", "global")),
     "data.test_size": Spec("float", 0.0, 1.0, open_low=True, open_high=True),
     "data.split_seed": Spec("int", 0, 2**32 - 1),
 })
@@ -413,6 +418,10 @@ def _bounds(spec: Spec) -> str:
 def _check(where: str, path: str, value: Any, spec: Spec) -> Any:
     """``value`` if it fits ``spec``, else a :class:`ConfigError` naming ``path`` and the value."""
     head = f"{path} = {value!r}"
+    if spec.kind == "choice":
+        if not isinstance(value, str) or value not in spec.choices:
+            raise _fail(where, f"{head}: must be one of {', '.join(repr(c) for c in spec.choices)}")
+        return value
     if spec.kind == "bool":
         if not isinstance(value, bool):
             raise _fail(where, f"{head}: must be true or false")

@@ -219,6 +219,7 @@ def _stream_run(cell: Cell, data: _Data, path: Path, make_model: Callable[[], An
     selector = make_stream_selector(cell.strategy, **opts)
     gen = stream_segments(make_model, selector, data.x, data.y, order=cell.order, segment=segment, initial=init,
                           budget=budget, evaluate=holdout(data.x_test, data.y_test), seed=cell.seed,
+                          protocol=opts.get("protocol", "global"),  # absent: what grids ran before the key
                           reset_selector=bool(opts.get("reset_selector", False)),
                           chunk_size=int(opts.get("chunk_size", 1024)), resume=done or None,
                           checkpoint=path.with_suffix(".npz"))
@@ -233,7 +234,7 @@ def _stream_run(cell: Cell, data: _Data, path: Path, make_model: Callable[[], An
     rows = [{"round": r.segment, "n_labeled": r.n_labels, "metrics": r.metrics, "fit_seconds": r.fit_seconds,
              "select_seconds": r.embed_seconds + r.select_seconds, "embed_seconds": r.embed_seconds,
              "n_selected": r.queries, "items_seen": r.items_seen, "window": r.window,
-             "stop_kappa": r.stop_kappa, "stop_reached": r.stop_reached} for r in records]
+             "rate": r.rate, "target_rate": r.target_rate, "stop_kappa": r.stop_kappa, "stop_reached": r.stop_reached} for r in records]
     return rows, len(done), {"n_end": cell.initial + budget, "segment": segment, "budget": budget}
 
 

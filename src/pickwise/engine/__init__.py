@@ -6,6 +6,9 @@
 * :func:`sharded_top_k`, :func:`sharded_kmeanspp` (BADGE), :func:`sharded_kcenter` (core-set):
   exact, with the picks of :func:`pickwise.select.top_k`, :func:`~pickwise.select.kmeanspp_seeding`
   and :func:`~pickwise.select.kcenter_greedy` on the concatenated shards.
+* :func:`select_sharded`: the catalog strategies of :data:`ENGINE_STRATEGIES` over precomputed
+  outputs (``pickwise select --engine``); :func:`run_with_restarts` reruns a selection from the
+  start on a rebuilt engine when a shard is lost.
 
 Example::
 
@@ -20,15 +23,19 @@ from typing import Any
 
 from .base import Engine, Loader, NpyLoader, npy_loaders, shard_bounds, split_arrays
 from .local import LocalEngine
+from .precomputed import ENGINE_STRATEGIES, run_with_restarts, select_sharded
 from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
 
 __all__ = [
+    "ENGINE_STRATEGIES",
     "Engine",
     "Loader",
     "LocalEngine",
     "NpyLoader",
     "RayEngine",
     "npy_loaders",
+    "run_with_restarts",
+    "select_sharded",
     "shard_bounds",
     "sharded_kcenter",
     "sharded_kmeanspp",

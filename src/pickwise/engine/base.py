@@ -117,20 +117,57 @@ class NpyLoader:
 
     ``NpyLoader({"a": "a.npy", "h": "h.npy"}, 0, 1000)()`` is ``{"a": A[0:1000], "h": H[0:1000]}``
     with A, H opened by ``np.load(path, mmap_mode="r")`` (no pickle: ``allow_pickle`` stays off).
+    ``drop`` (sorted global rows inside ``start .. stop``) leaves those rows out, e.g. the labelled
+    items; ``index`` names an extra int64 array holding each kept row's global position. The arrays
+    named in ``axis1`` hold their items on axis 1 (MC draws (T, N, K)): the shard reads
+    ``X[:, start:stop]`` and holds it rows first, as (rows, T, K).
     """
 
     paths: Mapping[str, str]
     start: int
     stop: int
+    drop: tuple[int, ...] = ()
+    index: str | None = None
+    axis1: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """The number of rows the shard will hold."""
+        return self.stop - self.start - len(self.drop)
 
     def __call__(self) -> dict[str, np.ndarray]:
-        return {name: np.load(path, mmap_mode="r")[self.start : self.stop] for name, path in self.paths.items()}
+        out = {}
+        for name, path in self.paths.items():
+            arr = np.load(path, mmap_mode="r")
+            if name in self.axis1:
+                out[name] = np.ascontiguousarray(np.moveaxis(arr[:, self.start : self.stop], 1, 0))
+            else:
+                out[name] = arr[self.start : self.stop]
+        rows = np.arange(self.start, self.stop, dtype=np.int64)
+        if self.drop:
+            keep = np.ones(self.stop - self.start, dtype=bool)
+            keep[np.asarray(self.drop, dtype=np.int64) - self.start] = False
+            out = {name: a[keep] for name, a in out.items()}
+            rows = rows[keep]
+        if self.index is not None:
+            out[self.index] = rows
+        return out
 
 
-def npy_loaders(paths: Mapping[str, str | Path], n_shards: int) -> list[NpyLoader]:
+def npy_loaders(
+    paths: Mapping[str, str | Path],
+    n_shards: int,
+    *,
+    exclude: Any = None,
+    index: str | None = None,
+    axis1: Sequence[str] = (),
+) -> list[NpyLoader]:
     """Split equal-length ``.npy`` files (name -> path) into ``n_shards`` contiguous :class:`NpyLoader` s.
 
-    Only the files' headers are read here; the shards read their own rows.
+    Only the files' headers are read here; the shards read their own rows. ``exclude`` (global row
+    positions) are left out of every shard, so the shards hold the other rows in order: position p
+    of the sharded pool is the p-th row not excluded. ``index``, ``axis1``: see :class:`NpyLoader`
+    (the items of an ``axis1`` array are counted on its axis 1).
     """
     if not isinstance(paths, Mapping) or not paths:
         raise ValueError(f"paths must be a non-empty mapping of name -> .npy path; got {paths!r}")
@@ -138,9 +175,17 @@ def npy_loaders(paths: Mapping[str, str | Path], n_shards: int) -> list[NpyLoade
     for name, path in paths.items():
         if not Path(path).is_file():
             raise ValueError(f"no .npy file at {str(path)!r} (array {name!r})")
-        rows[name] = np.load(path, mmap_mode="r").shape[:1]
+        shape = np.load(path, mmap_mode="r").shape
+        rows[name] = shape[1:2] if name in axis1 else shape[:1]
     if any(r == () for r in rows.values()) or len(set(rows.values())) != 1:
         raise ValueError(f"the .npy files must all have the same number of rows; got {rows}")
     n = next(iter(rows.values()))[0]
+    drop = np.unique(np.asarray([] if exclude is None else exclude, dtype=np.int64))
+    if drop.shape[0] and (drop[0] < 0 or drop[-1] >= n):
+        raise ValueError(f"exclude holds positions outside 0 .. {n - 1}: {drop[(drop < 0) | (drop >= n)][:5].tolist()}")
     files = {str(k): str(Path(v).resolve()) for k, v in paths.items()}
-    return [NpyLoader(files, lo, hi) for lo, hi in shard_bounds(n, n_shards)]
+    out = []
+    for lo, hi in shard_bounds(n, n_shards):
+        part = drop[np.searchsorted(drop, lo) : np.searchsorted(drop, hi)]
+        out.append(NpyLoader(files, lo, hi, tuple(int(i) for i in part), index, tuple(str(a) for a in axis1)))
+    return out

@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -83,6 +84,35 @@ class _Shard:
     def step(self, fn: Callable[[dict, Any], tuple[Any, Any]], carry: Any) -> tuple[Any, Any]:
         return fn(self.state, carry)
 
+    # --- restart mode: every operation is numbered; a restarted actor (fresh state, applied = 0)
+    # refuses the next one until the driver has replayed the operations it lost
+
+    applied = 0
+
+    def run_nth(self, fn: Callable[[dict, Any], Any], arg: Any, nth: int) -> Any:
+        if nth != self.applied:
+            return _Lost(self.applied)
+        out = fn(self.state, arg)
+        self.applied += 1
+        return out
+
+    def replay(self, log: Sequence[tuple[Callable[[dict, Any], Any], Any]]) -> int:
+        import ray
+
+        if self.applied:  # a replay that follows a partial replay: start from the loaded shard again
+            return -1
+        for fn, arg in log:
+            fn(self.state, ray.get(arg) if isinstance(arg, ray.ObjectRef) else arg)
+            self.applied += 1
+        return self.applied
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """An operation refused by a restarted actor that has applied ``applied`` operations."""
+
+    applied: int
+
 
 class RayEngine:
     """One Ray actor per shard (see the module docstring).
@@ -90,6 +120,15 @@ class RayEngine:
     Build it with :meth:`from_arrays` (the driver splits the arrays and sends each shard once) or
     :meth:`from_loaders` (each actor runs its loader, e.g. reading its own ``.npy`` or Parquet
     files, so the pool never passes through the driver).
+
+    ``restart=True``: a shard actor that dies (killed, its process or node lost) is restarted by Ray,
+    rebuilds its shard from its source, and gets every operation it had applied replayed, in order,
+    before it runs the next one; a selection running meanwhile carries on and returns the picks
+    of an undisturbed run. The driver keeps the log of operations (functions and their small or
+    broadcast arguments) for the engine's life, and ``scan`` then runs its fold one round trip per
+    shard (the fold must be a function of the state after ``prepare`` and the carry, as every
+    fold in :mod:`pickwise.engine.selection` is). Without it (the default), a lost actor is a
+    ``RayActorError``: see :func:`pickwise.engine.run_with_restarts`.
     """
 
     def __init__(
@@ -100,7 +139,10 @@ class RayEngine:
         address: str | None = None,
         actor_options: Mapping[str, Any] | None = None,
         init_options: Mapping[str, Any] | None = None,
+        restart: bool = False,
     ) -> None:
+        if not isinstance(restart, bool):
+            raise ValueError(f"restart must be True or False; got {restart!r}")  # noqa: TRY004 (bad input is a ValueError here)
         if not sources:
             raise ValueError("a RayEngine needs at least one shard; got none")
         self._ray = ray = import_ray(local=address is None)
@@ -118,7 +160,10 @@ class RayEngine:
             self._started = True
         elif address is not None:
             raise ValueError(f"Ray is already initialised in this process; cannot also connect to address {address!r}")
-        options = {"scheduling_strategy": "SPREAD"}
+        options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
+        self._restart = restart
+        if restart:  # Ray restarts a dead actor (its loader runs again) and retries its tasks there
+            options.update(max_restarts=-1, max_task_retries=-1)
         options.update(actor_options or {})
         actor = ray.remote(_Shard).options(**options)
         self._actors: list[Any] = []
@@ -129,6 +174,7 @@ class RayEngine:
                 for a in probe:
                     ray.kill(a)
             self._sizes = tuple(int(s) for s in sizes)
+            self._log: list[list[tuple[Any, Any]]] = [[] for _ in self._sizes]
             for src, off in zip(sources, offsets(self._sizes)):
                 self._actors.append(actor.remote(src, int(off)))
             ray.get([a.size.remote() for a in self._actors])  # fail here if a shard cannot be built
@@ -152,13 +198,22 @@ class RayEngine:
         """
         loaders = list(loaders)
         if all(isinstance(ld, NpyLoader) for ld in loaders):  # sizes known without reading a row
-            options.setdefault("sizes", [ld.stop - ld.start for ld in loaders])
+            options.setdefault("sizes", [ld.size for ld in loaders])
         return cls(loaders, **options)
 
     @property
     def sizes(self) -> tuple[int, ...]:
         """Rows per shard, in pool order."""
         return self._sizes
+
+    @property
+    def fault_types(self) -> tuple[type[BaseException], ...]:
+        """The errors that mean a shard was lost: ``RayActorError`` (its actor or node died, also
+        when killed in the middle of a step) and ``ObjectLostError`` (a broadcast value lost with its node).
+
+        :func:`pickwise.engine.run_with_restarts` reruns a selection on a rebuilt engine after one.
+        """
+        return (self._ray.exceptions.RayActorError, self._ray.exceptions.ObjectLostError)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -173,11 +228,35 @@ class RayEngine:
         """``[fn(state_s, arg) for each shard s]``, all shards at once."""
         if len(self._actors) > 1 and not isinstance(arg, self._ray.ObjectRef) and arg is not None:
             arg = self._ray.put(arg)
+        if self._restart:
+            return self._logged(range(len(self._actors)), fn, arg)
         return self._ray.get([a.run.remote(fn, arg) for a in self._actors])
 
     def call(self, shard: int, fn: Callable[[dict, Any], Any], arg: Any = None) -> Any:
         """``fn(state_shard, arg)`` on that shard's actor."""
+        if self._restart:
+            return self._logged([shard], fn, arg)[0]
         return self._ray.get(self._actors[shard].run.remote(fn, arg))
+
+    def _logged(self, shards: Sequence[int], fn: Callable[[dict, Any], Any], arg: Any) -> list[Any]:
+        """Restart mode: run ``fn`` on ``shards``; a shard whose actor restarted meanwhile first gets
+        every earlier operation replayed (the same functions with the same arguments, in order, so
+        its state is again what it was), then runs ``fn``. Each operation is logged per shard."""
+        ray = self._ray
+        out = ray.get([self._actors[s].run_nth.remote(fn, arg, len(self._log[s])) for s in shards])
+        for i, s in enumerate(shards):
+            while isinstance(out[i], _Lost):
+                if ray.get(self._actors[s].replay.remote(self._log[s])) == len(self._log[s]):
+                    out[i] = ray.get(self._actors[s].run_nth.remote(fn, arg, len(self._log[s])))
+                else:  # restarted again during the replay: wait for the fresh actor and replay anew
+                    out[i] = _Lost(-1)
+                    self._kill_for_restart(s)
+            self._log[s].append((fn, arg))
+        return out
+
+    def _kill_for_restart(self, s: int) -> None:
+        """An actor left half-replayed: kill it so that Ray restarts it from its loader."""
+        self._ray.kill(self._actors[s], no_restart=False)
 
     def scan(
         self,
@@ -194,6 +273,14 @@ class RayEngine:
         round trip through the driver.
         """
         ray = self._ray
+        if self._restart:  # one step at a time, each recoverable (see _logged)
+            if prepare is not None:
+                self.map(prepare, arg)
+            carry, results = init, []
+            for s in range(len(self._actors)):
+                carry, r = self.call(s, fn, carry)
+                results.append(r)
+            return carry, results
         prepared = []
         if prepare is not None:
             if len(self._actors) > 1 and arg is not None and not isinstance(arg, ray.ObjectRef):

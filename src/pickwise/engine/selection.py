@@ -75,6 +75,8 @@ def _tk_scores(state: dict, score: str | Callable[[dict], Any]) -> str | None:
         raw = score(state) if callable(score) else state[score]
     except KeyError:
         return f"score {score!r} is not an array of the shards (they hold {sorted(k for k in state if k[0] != '_')})"
+    except ValueError as err:  # a shard-side score refusing its input: reported like the checks below
+        return str(err)
     s = np.asarray(raw, dtype=np.float64)
     if s.shape != (state["n"],):
         return f"scores must have shape (n,) per shard; got shape {s.shape} for {state['n']} rows"
@@ -256,6 +258,7 @@ def sharded_kmeanspp(
     prune: bool = True,
     a: str = "a",
     h: str = "h",
+    on_pick: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """k-means++ seeding (BADGE) on the shards' factored embedding; global positions in pick order.
 
@@ -272,6 +275,8 @@ def sharded_kmeanspp(
     rng : numpy Generator
     first : "max_norm" or "random"
     prune : bool
+    on_pick : callable, optional
+        ``on_pick(t)`` after pick t is fixed (a hook for progress or fault tests).
 
     Returns
     -------
@@ -298,6 +303,8 @@ def sharded_kmeanspp(
             for t in range(k):
                 picks[t] = c
                 bar.update()
+                if on_pick is not None:
+                    on_pick(t)
                 if t == k - 1:
                     break
                 arg = engine.broadcast((c, row, t, prune))
@@ -422,6 +429,7 @@ def sharded_kcenter(
     chunk_size: int = 1024,
     neighbors: Any = None,
     prune: bool = True,
+    on_pick: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Greedy k-center (core-set) on the shards' embeddings; global positions in pick order.
 
@@ -440,6 +448,8 @@ def sharded_kcenter(
         Used only for the first pick when there are no centres (``rng.integers(n)``).
     chunk_size, neighbors, prune
         As in :func:`pickwise.select.kcenter_greedy`; ``neighbors`` runs on every shard.
+    on_pick : callable, optional
+        ``on_pick(t)`` after pick t is fixed (a hook for progress or fault tests).
 
     Returns
     -------
@@ -475,6 +485,8 @@ def sharded_kcenter(
                     j, row = best[s][1], best[s][2]
                 picks[t] = j
                 bar.update()
+                if on_pick is not None:
+                    on_pick(t)
                 if t == k - 1:
                     break
                 best = engine.map(_kc_update, (j, row, m0 + t, prune))

@@ -66,8 +66,8 @@ def restore(run: Any, done: list[Any]) -> tuple[Any, Any, Pool]:
     last = done[-1].segment
     if last >= run.n_segments:
         return None, None, pool
-    if run.reset_selector:
-        selector = run.selector(last * run.segment, pool.n_labeled - run.initial.shape[0])
+    if run.fresh_each_window:
+        selector = run.fresh(last + 1, pool.n_labeled - run.initial.shape[0])
     else:
         selector = run.selector(0, 0)
         found = run.checkpoint is not None and load_checkpoint(run.checkpoint, run.fingerprint, selector, last)

@@ -6,6 +6,24 @@ items: the selector decides on each item, for good, with the model trained after
 the queried items are labelled; the model is retrained from scratch on ALL labels (initial and
 every window so far) and evaluated. A shortfall is never filled from outside the window.
 
+Protocols (``protocol``), named for what they do:
+
+* ``"official"`` (the default; the VeSSAL authors' code, which produced the paper's numbers): a fresh
+  selector for every window — state (VeSSAL's Σ̂⁻¹ and A_t) and counters reset — with its own budget
+  k_s. With ``budget`` B the windows share it in proportion to their length,
+  k_s = ⌊B·e_s/L⌋ − ⌊B·b_s/L⌋ (window s holds stream positions b_s .. e_s of L; equal windows get
+  B/#windows each), and within the window the rate is adaptive, (k_s − queried)/(items left in the
+  window), which starts at k_s / window — the authors' ``ideal_rate`` per round. Without ``budget``
+  each window's fresh selector runs at its own fixed rate q.
+* ``"global"`` (pickwise's reading of the single-stream algorithm): one selector carried across
+  the retrains (A_t over all items seen, Σ̂⁻¹ over every label chosen) spending one budget over
+  the whole stream at the adaptive rate (B − queried)/(stream items left). ``reset_selector``
+  restarts it every window with the remaining budget over the remaining stream.
+
+Every record holds the realised rate (``rate`` = queries / window) and the target rate of its window
+(``target_rate``: the selector's rate for the window's first item — k_s / window under "official",
+(B − queried)/(stream left) under "global" with a budget, q with a fixed rate) and the ``protocol``.
+
 Reproducibility. Every random choice derives from ``seed`` (``pickwise.utils.derive_rng``):
 the i.i.d. order (key 0), the initial labels (key 1), the fit seed after window s ≥ 1 (key 2, s), the
 selector's uniforms in window s (key 3, s), the stop set (key 4: up to 1000 stream items, predicted by
@@ -20,7 +38,9 @@ recorded window is taken from ``checkpoint`` (an ``.npz`` the loop rewrites atom
 window) when it matches that window, else replayed: the models of the recorded windows are refit
 (deterministically, from the same seeds) and the selector is fed the same items and uniforms, and the
 replayed queries must equal the recorded ones (``ValueError`` otherwise: data or settings differ).
-Either way the later records equal those of an uninterrupted run (timings aside).
+Either way the later records equal those of an uninterrupted run (timings aside). Under "official"
+(and with ``reset_selector``) the next window's selector is fresh: no checkpoint and no replay. Records
+of another protocol are refused (records written before ``protocol`` existed count as "global").
 """
 
 from __future__ import annotations
@@ -40,10 +60,14 @@ from .._validation import check_positive_int
 from ..pool import Pool
 from ..protocols import check_capabilities
 from ..utils import chunks, derive_rng, derive_seed, n_items, take
+from ._base import rate_at
 from ._resume import restore, save_checkpoint
 from .order import stream_order
 
-__all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments"]
+__all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments", "PROTOCOLS"]
+
+#: the stream protocols of ``stream_segments`` (see the module doc)
+PROTOCOLS = ("official", "global")
 
 
 def _jsonable(value: Any) -> Any:
@@ -87,6 +111,12 @@ class SegmentRecord:
     stop_reached : int or None
         The first segment at which the stabilising-predictions rule fired (None until it has).
         Records written before these two fields existed read back with None.
+    target_rate : float or None
+        The rate the selector aimed at for this window: its rate for the window's first item
+        (None for segment 0, and for records written before the field existed).
+    protocol : str or None
+        "official" or "global" (see the module doc); None in records written before it existed
+        (those were "global").
     """
 
     segment: int
@@ -102,6 +132,8 @@ class SegmentRecord:
     queried: tuple[int, ...]
     stop_kappa: float | None = None
     stop_reached: int | None = None
+    target_rate: float | None = None
+    protocol: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (``json.dumps`` works on it)."""
@@ -109,7 +141,7 @@ class SegmentRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SegmentRecord:
-        optional = ("stop_kappa", "stop_reached")
+        optional = ("stop_kappa", "stop_reached", "target_rate", "protocol")
         names = [f.name for f in fields(cls) if f.name not in optional or f.name in d]
         missing = [k for k in names if k not in d]
         if missing:
@@ -121,6 +153,8 @@ class SegmentRecord:
             kw[k] = int(kw[k])
         for k in ("rate", "fit_seconds", "embed_seconds", "select_seconds"):
             kw[k] = float(kw[k])
+        if kw.get("target_rate") is not None:
+            kw["target_rate"] = float(kw["target_rate"])
         return cls(**kw)
 
     def outcome(self) -> dict[str, Any]:
@@ -211,6 +245,7 @@ class _Run:
     evaluate: Callable[[Any], Mapping[str, Any]] | None
     seed: int
     reset_selector: bool
+    protocol: str
     chunk_size: int
     checkpoint: Path | None
     progress: bool
@@ -223,11 +258,31 @@ class _Run:
     def window(self, s: int) -> np.ndarray:
         return self.stream[(s - 1) * self.segment : s * self.segment]
 
+    @property
+    def fresh_each_window(self) -> bool:
+        """Whether every window starts with a fresh selector (no state carried, no checkpoint)."""
+        return self.protocol == "official" or self.reset_selector
+
+    def window_budget(self, s: int) -> int:
+        """k_s, window ``s``'s share of the budget under "official": ⌊B·e_s/L⌋ − ⌊B·b_s/L⌋."""
+        assert self.budget is not None
+        length = self.stream.shape[0]
+        start, stop = (s - 1) * self.segment, min(s * self.segment, length)
+        return self.budget * stop // length - self.budget * start // length
+
     def selector(self, seen: int, used: int) -> Any:
-        """A fresh selector for the stream from position ``seen`` with ``used`` stream queries made."""
+        """A fresh "global" selector for the stream from position ``seen`` with ``used`` stream queries made."""
         if self.budget is None:
             return self.template.clone()
         return self.template.clone(q=None, budget=self.budget - used, length=self.stream.shape[0] - seen)
+
+    def fresh(self, s: int, used: int) -> Any:
+        """The selector that starts window ``s`` afresh, ``used`` stream queries made before it."""
+        if self.protocol == "global":
+            return self.selector((s - 1) * self.segment, used)
+        if self.budget is None:
+            return self.template.clone()
+        return self.template.clone(q=None, budget=self.window_budget(s), length=self.window(s).shape[0])
 
     def fit(self, pool: Pool, s: int) -> tuple[Any, float]:
         model = self.make_model()
@@ -252,8 +307,29 @@ class _Run:
     def metrics(self, model: Any) -> dict:
         return {} if self.evaluate is None else _jsonable(dict(self.evaluate(model)))
 
+    def check_protocol(self, done: list[SegmentRecord]) -> None:
+        """Refuse records of another protocol (records without the field were "global")."""
+        for r in done:
+            theirs = r.protocol or "global"
+            if theirs != self.protocol:
+                raise ValueError(
+                    f"resume: segment {r.segment} was recorded under protocol={theirs!r}, this run has "
+                    f"protocol={self.protocol!r}; records of two protocols cannot be mixed"
+                )
+
     def initial_pool(self) -> Pool:
         return Pool.empty(n_items(self.x)).label(self.initial, self.oracle(self.initial), round=0)
+
+
+def target_rate(selector: Any) -> float | None:
+    """The selector's rate for its next item (None for a selector without ``q``/``budget``/``length``)."""
+    try:
+        q, budget, length, t, nq = (selector.q, selector.budget, selector.length, selector.t, selector.n_queried)
+    except AttributeError:
+        return None
+    if q is None and (budget is None or length is None):
+        return None
+    return float(rate_at(q, budget, length, t + 1, nq))
 
 
 def _resume_records(resume: Any) -> list[SegmentRecord]:
@@ -281,6 +357,7 @@ def stream_segments(
     budget: int | None = None,
     evaluate: Callable[[Any], Mapping[str, Any]] | None = None,
     seed: int = 0,
+    protocol: str = "official",
     reset_selector: bool = False,
     chunk_size: int = 1024,
     resume: Iterable[SegmentRecord] | str | os.PathLike | None = None,
@@ -305,14 +382,20 @@ def stream_segments(
         Initial labels (a seeded random sample of that many, or these indices); they are not
         part of the stream.
     budget : int, optional
-        Total labels to take from the stream; the selector then runs at the adaptive rate
-        (budget − queried)/(stream items left). Without it the selector's own rate applies.
+        Total labels to take from the stream. Under "official" each window gets its share k_s
+        (proportional to its length) at the adaptive rate within the window; under "global" the
+        selector runs at the adaptive rate (budget − queried)/(stream items left). Without it the
+        selector's own rate applies.
     evaluate : callable model → dict, optional
     seed : int
+    protocol : {"official", "global"}
+        "official" (default; the VeSSAL authors' code, which produced the paper's experiments): a
+        fresh selector and budget k_s every window. "global": one selector carried across the
+        retrains and one budget over the stream (pickwise's carried-state variant). See the module doc.
     reset_selector : bool
-        False (the paper): one selector sees the whole stream, A_t over all items seen.
-        True (the authors' code): a fresh selector for every window, with the remaining budget
-        over the remaining stream when ``budget`` is given.
+        Only with "global": a fresh selector every window (state reset), with the remaining budget
+        over the remaining stream when ``budget`` is given. False: one selector sees the whole
+        stream, A_t over all items seen. No effect under "official" (always fresh).
     chunk_size : int
         Items embedded and decided at a time within a window.
     resume : list of SegmentRecord or path to JSON Lines, optional
@@ -324,6 +407,8 @@ def stream_segments(
     segment = check_positive_int("segment", segment)
     chunk_size = check_positive_int("chunk_size", chunk_size)
     seed = check_positive_int("seed", seed, allow_zero=True)
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     if budget is not None:
         budget = check_positive_int("budget", budget, allow_zero=True)
     for attr in ("clone", "featurize", "observe_many", "state_dict", "load_state_dict"):
@@ -331,15 +416,23 @@ def stream_segments(
             raise TypeError(f"{type(selector).__name__} lacks {attr}(); use a pickwise stream selector")
     if budget is None and getattr(selector, "q", None) is None and getattr(selector, "budget", None) is None:
         raise ValueError(f"{selector!r} has no rate: give it q (or budget and length), or pass budget= here")
+    if protocol == "official" and budget is None and getattr(selector, "q", None) is None:
+        raise ValueError(
+            f"protocol='official' restarts {selector!r} every window, and its budget/length span one stream: "
+            "pass budget= here (shared out over the windows) or give the selector a fixed rate q"
+        )
     n = n_items(x)
     oracle = _oracle(y_oracle, n)
     init = _initial(initial, n, seed)
     arrival = stream_order(order, x, oracle, rng=derive_rng(seed, 0))
     stream = arrival[~np.isin(arrival, init)]
     order_name = order if isinstance(order, str) else "explicit"
-    fingerprint = json.dumps([n, stream.shape[0], segment, seed, order_name, budget, reset_selector, _describe(selector)])
+    identity = [n, stream.shape[0], segment, seed, order_name, budget, reset_selector, _describe(selector)]
+    if protocol != "global":  # "global" keeps the fingerprint of the checkpoints written before protocols existed
+        identity.append(protocol)
+    fingerprint = json.dumps(identity)
     run = _Run(make_model, selector, x, oracle, stream, init, segment, budget, evaluate, seed, bool(reset_selector),
-               chunk_size, None if checkpoint is None else Path(checkpoint), bool(progress), fingerprint)
+               protocol, chunk_size, None if checkpoint is None else Path(checkpoint), bool(progress), fingerprint)
     records = _resume_records(resume)
     return _segments(run, records)
 
@@ -347,6 +440,7 @@ def stream_segments(
 def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
     from ..stopping import prediction_kappa, stop_predictions, stop_round, stop_set
 
+    run.check_protocol(done)
     pool = run.initial_pool()
     stop_idx = stop_set(run.stream, rng=derive_rng(run.seed, 4))
     kappas: list[float | None] = [r.stop_kappa for r in done]
@@ -361,22 +455,24 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
             check_capabilities(run.template, model)
             preds = stop_predictions(model, run.x, stop_idx)
             kappas = [None]
-            rec = SegmentRecord(0, 0, 0, 0, pool.n_labeled, 0.0, run.metrics(model), fit_s, 0.0, 0.0, (), None, None)
+            rec = SegmentRecord(0, 0, 0, 0, pool.n_labeled, 0.0, run.metrics(model), fit_s, 0.0, 0.0, (), None, None,
+                                None, run.protocol)
             done = [rec]
             if bar is not None:
                 bar.update(1)
             yield rec
-            selector = run.selector(0, 0)
+            selector = run.fresh(1, 0)
         else:
             model, selector, pool = restore(run, done)
             preds = stop_predictions(model, run.x, stop_idx)
         for s in range(len(done), run.n_segments + 1):
             seen = (s - 1) * run.segment
             used = pool.n_labeled - run.initial.shape[0]
-            if run.reset_selector and s > 1:
-                selector = run.selector(seen, used)
+            if run.fresh_each_window and s > 1:
+                selector = run.fresh(s, used)
+            target = target_rate(selector)
             queried, embed_s, select_s = run.decide(selector, model, s)
-            if run.checkpoint is not None and not run.reset_selector:
+            if run.checkpoint is not None and not run.fresh_each_window:
                 save_checkpoint(run.checkpoint, run.fingerprint, selector, s)
             if queried.size:
                 pool = pool.label(queried, run.oracle(queried), round=s)
@@ -387,7 +483,7 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
             rec = SegmentRecord(
                 s, seen + window, window, int(queried.size), pool.n_labeled, queried.size / window,
                 run.metrics(model), fit_s, embed_s, select_s, tuple(int(i) for i in queried),
-                kappas[s], stop_round(kappas),
+                kappas[s], stop_round(kappas), target, run.protocol,
             )
             if bar is not None:
                 bar.update(1)

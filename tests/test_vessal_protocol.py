@@ -1,0 +1,217 @@
+"""Issue 13, item 1: the stream protocols "official" (a fresh selector and budget k per window, as the
+VeSSAL authors' code) and "global" (one selector, one budget over the stream), the realised and
+target rates in every record, resume under both, the CLI's --protocol and the bench grids' key."""
+
+import json
+
+import numpy as np
+import pytest
+from fakes import blobs
+
+from pickwise.bench import parse_grid
+from pickwise.bench.config import ConfigError
+from pickwise.cli import main
+from pickwise.stream import (
+    SegmentRecord,
+    StreamUniform,
+    VeSSAL,
+    save_segments,
+    stream_segments,
+)
+from pickwise.stream.loop import fit_seed
+from pickwise.utils import derive_rng
+
+N, SEG, INIT = 150, 40, 10
+
+
+class Centroid:
+    """A nearest-centroid classifier whose fit depends on the labels and the seed (grad_factors, embed)."""
+
+    n_classes = 3
+    fits = 0
+
+    def __init__(self):
+        self.w = np.random.default_rng(0).normal(size=(5, 6)) / 2
+
+    def fit(self, x, y, *, seed):
+        Centroid.fits += 1
+        h = self.embed(x)
+        self.centres = np.stack([h[y == c].mean(axis=0) if np.any(y == c) else np.zeros(6) for c in range(3)])
+        self.centres += np.random.default_rng(seed).normal(scale=0.01, size=self.centres.shape)
+        return self
+
+    def embed(self, x):
+        return np.maximum(np.asarray(x) @ self.w, 0.0)
+
+    def predict_proba(self, x):
+        d = ((self.embed(x)[:, None, :] - self.centres[None]) ** 2).sum(axis=2)
+        e = np.exp(-(d - d.min(axis=1, keepdims=True)))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def grad_factors(self, x):
+        return self.predict_proba(x), self.embed(x)
+
+
+@pytest.fixture
+def data():
+    return blobs(N, 5, 3, seed=1)
+
+
+def setting(data, seed):
+    """An explicit arrival order and initial labels, so the reference needs no knowledge of the loop's draws."""
+    order = np.random.default_rng(seed + 100).permutation(N)
+    initial = np.sort(order[-INIT:])  # not part of the stream
+    stream = order[~np.isin(order, initial)]
+    return order, initial, stream
+
+
+def run(data, protocol, *, seed=3, budget=30, template=None, **kw):
+    x, y = data
+    order, initial, _ = setting(data, seed)
+    sel = template if template is not None else VeSSAL(q=0.5)
+    return list(stream_segments(Centroid, sel, x, y, order=order, initial=initial, segment=SEG, budget=budget,
+                                seed=seed, protocol=protocol, **kw))
+
+
+def reference(data, records, protocol, *, seed=3, budget=30):
+    """Plain re-run: per window, the model refitted on the recorded labels, then VeSSAL fed the window with the
+    loop's uniforms — a fresh VeSSAL(budget=k_s, length=window) every window ("official"), or one
+    VeSSAL(budget=B, length=L) carried over all windows ("global")."""
+    x, y = data
+    _, initial, stream = setting(data, seed)
+    length = stream.size
+    labels = list(initial)
+    carried = VeSSAL(budget=budget, length=length)
+    decisions = []
+    for s in range(1, len(records)):
+        model = Centroid().fit(x[labels], y[labels], seed=fit_seed(seed, s - 1))
+        lo, hi = (s - 1) * SEG, min(s * SEG, length)
+        window = stream[lo:hi]
+        k = int(np.floor(budget * hi / length)) - int(np.floor(budget * lo / length))
+        sel = VeSSAL(budget=k, length=window.size) if protocol == "official" else carried
+        z = sel.featurize(model, x[window])
+        chosen = sel.observe_many(z, rng=derive_rng(seed, 3, s))
+        decisions.append((k, tuple(int(i) for i in window[chosen])))
+        labels += list(window[chosen])
+    return decisions
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_official_is_a_fresh_selector_every_window(data, seed):
+    recs = run(data, "official", seed=seed)
+    ref = reference(data, recs, "official", seed=seed)
+    assert [r.queried for r in recs[1:]] == [q for _, q in ref]
+    assert sum(k for k, _ in ref) == 30  # the windows share the budget exactly
+    for r, (k, _) in zip(recs[1:], ref):
+        assert r.queries <= k
+        assert r.target_rate == pytest.approx(k / r.window)  # the authors' rate at a round's start: k / window
+        assert r.protocol == "official"
+    # the carried-state run decides differently on the same data (else the test could not tell them apart)
+    assert [r.queried for r in recs] != [r.queried for r in run(data, "global", seed=seed)]
+
+
+def test_global_is_one_selector_and_one_budget(data):
+    recs = run(data, "global")
+    ref = reference(data, recs, "global")
+    assert [r.queried for r in recs[1:]] == [q for _, q in ref]
+    _, _, stream = setting(data, 3)
+    used = 0
+    for r in recs[1:]:
+        seen = (r.segment - 1) * SEG
+        assert r.target_rate == pytest.approx((30 - used) / (stream.size - seen))
+        assert r.protocol == "global"
+        used += r.queries
+
+
+@pytest.mark.parametrize("protocol", ["official", "global"])
+def test_realised_rate_is_queries_over_window(data, protocol):
+    recs = run(data, protocol, budget=None, template=VeSSAL(q=0.3))
+    assert recs[0].target_rate is None and recs[0].rate == 0.0
+    for r in recs[1:]:
+        assert r.rate == r.queries / r.window
+        assert r.target_rate == 0.3  # a fixed rate: the target is q under both protocols
+    back = [SegmentRecord.from_dict(json.loads(json.dumps(r.to_dict()))) for r in recs]
+    assert back == recs
+
+
+def test_old_records_without_the_fields_still_load():
+    old = {"segment": 1, "items_seen": 40, "window": 40, "queries": 4, "n_labels": 14, "rate": 0.1, "metrics": {},
+           "fit_seconds": 0.0, "embed_seconds": 0.0, "select_seconds": 0.0, "queried": [1, 2, 3, 4]}
+    r = SegmentRecord.from_dict(old)
+    assert r.target_rate is None and r.protocol is None and r.stop_kappa is None
+
+
+@pytest.mark.parametrize("protocol", ["official", "global"])
+def test_resume_equals_uninterrupted(data, tmp_path, protocol):
+    whole = run(data, protocol)
+    for cut in (1, 2, len(whole) - 1):
+        Centroid.fits = 0
+        rest = run(data, protocol, resume=whole[:cut])
+        assert [r.outcome() for r in whole[:cut] + rest] == [r.outcome() for r in whole]
+        # official: the next window's selector is fresh, so nothing is replayed (one refit, then one per window)
+        assert Centroid.fits == (1 if protocol == "official" else cut) + len(rest)
+    path = tmp_path / "rec.jsonl"
+    save_segments(whole[:3], path)
+    rest = run(data, protocol, resume=path)
+    assert [r.outcome() for r in whole[:3] + rest] == [r.outcome() for r in whole]
+
+
+def test_records_of_another_protocol_are_refused(data):
+    official = run(data, "official")
+    with pytest.raises(ValueError, match="protocol='official'.*protocol='global'"):
+        run(data, "global", resume=official[:2])
+    global_ = run(data, "global")
+    with pytest.raises(ValueError, match="protocol='global'.*protocol='official'"):
+        run(data, "official", resume=global_[:2])
+    # records written before the field existed were "global": they resume a global run, not an official one
+    old = [SegmentRecord.from_dict({k: v for k, v in r.to_dict().items() if k not in ("protocol", "target_rate")})
+           for r in global_[:2]]
+    assert [r.queried for r in old + run(data, "global", resume=old)] == [r.queried for r in global_]
+    with pytest.raises(ValueError, match="protocol='global'"):
+        run(data, "official", resume=old)
+
+
+def test_protocol_is_checked(data):
+    with pytest.raises(ValueError, match="protocol must be one of official, global; got 'paper'"):
+        run(data, "paper")
+    with pytest.raises(ValueError, match="protocol='official' restarts"):
+        run(data, "official", budget=None, template=VeSSAL(budget=20, length=N - INIT))
+    recs = run(data, "official", budget=None, template=StreamUniform(q=0.25))
+    assert all(r.target_rate == 0.25 for r in recs[1:])
+
+
+def test_cli_protocol_is_in_the_file_name_and_resumes(tmp_path, capsys):
+    base = ["stream", "--dataset", "digits", "--max-train", "300", "--initial", "20", "--budget", "40", "--segment",
+            "70", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--no-progress"]
+    for protocol in ("official", "global"):
+        assert main(base + ["--protocol", protocol]) == 0
+        out = capsys.readouterr().out
+        header = next(line for line in out.splitlines() if line.lstrip().startswith("segment"))
+        assert header.split()[4:6] == ["rate", "target"]
+        (path,) = tmp_path.glob(f"stream_digits_vessal_iid_seed0_{protocol}_*.jsonl")
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert {r["protocol"] for r in rows} == {protocol}
+        assert all(r["rate"] == r["queries"] / r["window"] for r in rows[1:])
+        assert main(base + ["--protocol", protocol]) == 0  # everything resumed: no new rows
+        assert "(resumed)" in capsys.readouterr().out
+        assert len(path.read_text().splitlines()) == len(rows)
+    official, global_ = (next(tmp_path.glob(f"*_{p}_*.jsonl")) for p in ("official", "global"))
+    assert official.name.rsplit("_", 1)[1] != global_.name.rsplit("_", 1)[1]  # the hash differs too
+    with pytest.raises(SystemExit) as exc:  # argparse's choices: one line on stderr, status 2
+        main(base + ["--protocol", "paper"])
+    assert exc.value.code == 2
+    assert "pickwise stream: error: argument --protocol: invalid choice: 'paper'" in capsys.readouterr().err
+
+
+GRID = {"name": "g", "seeds": [0], "datasets": ["digits"], "batch_sizes": [10], "rounds": 3, "stream": ["vessal"]}
+
+
+def test_grid_protocol_key():
+    plain = parse_grid(GRID).cells[0]
+    official = parse_grid({**GRID, "stream_options": {"protocol": "official"}}).cells[0]
+    global_ = parse_grid({**GRID, "stream_options": {"protocol": "global"}}).cells[0]
+    assert "protocol" not in plain.options  # absent: the cell's id is what it was before the key existed
+    assert official.options["protocol"] == "official"
+    assert len({plain.id, official.id, global_.id}) == 3
+    with pytest.raises(ConfigError, match=r"stream_options.protocol = 'paper': must be one of 'official', 'global'"):
+        parse_grid({**GRID, "stream_options": {"protocol": "paper"}})
