@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from fakes import FakeModel, blobs
+from fakes import CentroidModel, FakeModel, blobs
 
 from pickwise.stream import (
     SegmentRecord,
@@ -20,35 +20,6 @@ from pickwise.stream import (
 from pickwise.utils import derive_rng
 
 N, SEG = 150, 40
-
-
-class CentroidModel:
-    """A nearest-centroid classifier whose fit depends on the labels and the seed, with every capability."""
-
-    n_classes = 3
-    fits = 0
-
-    def __init__(self):
-        self.w = np.random.default_rng(0).normal(size=(5, 6)) / 2
-
-    def fit(self, x, y, *, seed):
-        CentroidModel.fits += 1
-        rng = np.random.default_rng(seed)
-        h = self.embed(x)
-        self.centres = np.stack([h[y == c].mean(axis=0) if np.any(y == c) else np.zeros(6) for c in range(3)])
-        self.centres += rng.normal(scale=0.01, size=self.centres.shape)
-        return self
-
-    def embed(self, x):
-        return np.maximum(np.asarray(x) @ self.w, 0.0)
-
-    def predict_proba(self, x):
-        d = ((self.embed(x)[:, None, :] - self.centres[None]) ** 2).sum(axis=2)
-        e = np.exp(-(d - d.min(axis=1, keepdims=True)))
-        return e / e.sum(axis=1, keepdims=True)
-
-    def grad_factors(self, x):
-        return self.predict_proba(x), self.embed(x)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from fakes import CentroidModel as Centroid
 from fakes import blobs
 
 from pickwise.bench import parse_grid
@@ -22,34 +23,6 @@ from pickwise.stream.loop import fit_seed
 from pickwise.utils import derive_rng
 
 N, SEG, INIT = 150, 40, 10
-
-
-class Centroid:
-    """A nearest-centroid classifier whose fit depends on the labels and the seed (grad_factors, embed)."""
-
-    n_classes = 3
-    fits = 0
-
-    def __init__(self):
-        self.w = np.random.default_rng(0).normal(size=(5, 6)) / 2
-
-    def fit(self, x, y, *, seed):
-        Centroid.fits += 1
-        h = self.embed(x)
-        self.centres = np.stack([h[y == c].mean(axis=0) if np.any(y == c) else np.zeros(6) for c in range(3)])
-        self.centres += np.random.default_rng(seed).normal(scale=0.01, size=self.centres.shape)
-        return self
-
-    def embed(self, x):
-        return np.maximum(np.asarray(x) @ self.w, 0.0)
-
-    def predict_proba(self, x):
-        d = ((self.embed(x)[:, None, :] - self.centres[None]) ** 2).sum(axis=2)
-        e = np.exp(-(d - d.min(axis=1, keepdims=True)))
-        return e / e.sum(axis=1, keepdims=True)
-
-    def grad_factors(self, x):
-        return self.predict_proba(x), self.embed(x)
 
 
 @pytest.fixture

@@ -211,7 +211,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
-            if e.filename is None or e.filename == str(tmp):  # ours, not an error of the caller's block
+            # ours, not an error of the caller's block; an OSError without an errno keeps its own message
+            if e.errno is not None and (e.filename is None or e.filename == str(tmp)):
                 e.filename, e.filename2 = str(path), None
                 annotate(e, "cannot write")
             raise

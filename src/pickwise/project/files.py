@@ -23,18 +23,12 @@ def fsync_dir(path: str | Path) -> None:
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` under a temporary name, fsync it, ``os.replace`` it into place, fsync the folder."""
+    from .._fs import atomic_write  # removes its temporary file on any failure
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk or a kill signal leaves no temporary file behind
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
     fsync_dir(path.parent)
     return path
 

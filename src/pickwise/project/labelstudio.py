@@ -435,25 +435,10 @@ def tasks_json(
 
 
 def _atomic_write(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, ``os.replace``, fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write ``payload`` to ``path`` atomically and durably (:func:`pickwise.project.files.write_atomic`)."""
+    from .files import write_atomic
+
+    write_atomic(path, payload)
 
 
 def write_tasks(

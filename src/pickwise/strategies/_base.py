@@ -171,6 +171,24 @@ def _grad_factors(model: Any, xc: Any, m: int, *, values: bool = True) -> tuple[
     return p, hc
 
 
+def mc_draws(model: Any, x: Any, indices: np.ndarray, n_draws: int, *, seed: int, chunk_size: int) -> np.ndarray:
+    """``model.predict_proba_mc`` of ``x[indices]`` chunk by chunk: float64 (n_draws, n, K), every
+    chunk with the same dropout ``seed`` (the draws BatchBALD, EPIG and BatchEPIG work on)."""
+    indices = check_pool_indices(x, indices)
+    out = None
+    for sl in chunks(indices.shape[0], chunk_size):
+        p = np.asarray(mc_output(model, take(x, indices[sl]), n_draws, seed), dtype=np.float64)
+        if out is not None and p.shape[2] != out.shape[2]:
+            raise ValueError(f"predict_proba_mc output: chunks disagree on n_classes; got {p.shape} after "
+                             f"{out.shape[2]} classes")
+        if out is None:
+            out = np.empty((p.shape[0], indices.shape[0], p.shape[2]))
+        out[:, sl] = p
+    if out is None:
+        raise ValueError("MC draws need at least one item; got 0")
+    return out
+
+
 def gather_embeddings(model: Any, x: Any, indices: np.ndarray, chunk_size: int, dtype: str = "float64") -> np.ndarray:
     """``model.embed`` over ``indices`` chunk by chunk into one (n, d) array of ``dtype``.
 

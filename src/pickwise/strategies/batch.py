@@ -35,15 +35,14 @@ from ..select.kmeanspp import kmeanspp_seeding
 from ..select.stochastic import STOCHASTIC_MODES, stochastic_batch
 from ..select.topk import top_k
 from ..select.wkmeans import weighted_kmeans_select
-from ..utils import chunks, take
 from ._base import (
     DEFAULT_CHUNK,
     check_dtype,
-    check_pool_indices,
     gather_embeddings,
     gather_grad_embedding,
     gather_grad_factors,
     map_chunks,
+    mc_draws,
     mc_output,
     proba_scores,
     resolve_score,
@@ -230,17 +229,7 @@ class BatchBALD:
 
     def draws(self, model: Any, x: Any, indices: np.ndarray, *, seed: int) -> np.ndarray:
         """MC probabilities of ``indices``, float64 of shape (n_draws, n, K), written chunk by chunk."""
-        indices = check_pool_indices(x, indices)
-        out = None
-        for sl in chunks(indices.shape[0], self.chunk_size):
-            p = mc_output(model, take(x, indices[sl]), self.n_draws, seed)
-            if out is not None and p.shape[2] != out.shape[2]:
-                raise ValueError(f"predict_proba_mc output: chunks disagree on n_classes; got {p.shape} after "
-                                 f"{out.shape[2]} classes")
-            if out is None:
-                out = np.empty((p.shape[0], indices.shape[0], p.shape[2]))
-            out[:, sl] = p
-        return out
+        return mc_draws(model, x, indices, self.n_draws, seed=seed, chunk_size=self.chunk_size)
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_selection(x, pool, k, rng)

@@ -30,33 +30,15 @@ from ..pool import Pool
 from ..protocols import MCSampler
 from ..select.epig import batch_epig_select, epig_scores
 from ..select.topk import top_k
-from ..utils import chunks, n_items, take
+from ..utils import n_items
 from ._base import (
     DEFAULT_CHUNK,
-    check_pool_indices,
-    mc_output,
+    mc_draws,
     mc_scores,
     select_top_scores,
 )
 
 __all__ = ["EPIG", "BatchEPIG", "mc_draws"]
-
-
-def mc_draws(model: Any, x: Any, indices: np.ndarray, n_draws: int, *, seed: int, chunk_size: int) -> np.ndarray:
-    """``model.predict_proba_mc`` of ``x[indices]`` chunk by chunk: float64 (n_draws, n, K)."""
-    indices = check_pool_indices(x, indices)
-    out = None
-    for sl in chunks(indices.shape[0], chunk_size):
-        p = np.asarray(mc_output(model, take(x, indices[sl]), n_draws, seed), dtype=np.float64)
-        if out is not None and p.shape[2] != out.shape[2]:
-            raise ValueError(f"predict_proba_mc output: chunks disagree on n_classes; got {p.shape} after "
-                             f"{out.shape[2]} classes")
-        if out is None:
-            out = np.empty((p.shape[0], indices.shape[0], p.shape[2]))
-        out[:, sl] = p
-    if out is None:
-        raise ValueError("MC draws need at least one item; got 0")
-    return out
 
 
 def _check_targets(targets: Any) -> None:
