@@ -63,8 +63,11 @@ class PseudoLabel:
     Each round: train on the labelled items; give the pseudo-label argmax p to every unlabelled item
     whose predictive entropy is below δ_r = max(delta0 − decay · round, 0); retrain on labelled +
     pseudo-labelled items (same seed). The strategy still queries from the true pool, and the
-    pseudo-labels live only in this round's training set. Defaults δ₀ = 0.005, dr = 0.00033 follow
-    the paper's reported setting as recalled in ALGORITHMS.md (marked unverified there).
+    pseudo-labels live only in this round's training set. The defaults δ₀ = 0.005, dr = 0.00033 are
+    pickwise's choice, not verified against the paper's text (the paper's experimental section could not
+    be consulted offline; ALGORITHMS.md marks them unverified). They are the values of the widely used
+    public PyTorch re-implementation of CEAL (``delta_0=0.005, dr=0.00033``); the threshold is on the
+    predictive entropy in nats. Set them per dataset: with K classes the entropy ranges over [0, ln K].
 
     ``max_pseudo`` caps the pseudo-labelled items (the most confident first).
     """
