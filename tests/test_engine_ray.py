@@ -149,6 +149,18 @@ def test_select_cli_on_ray_same_csv(ray_local, tmp_path, capsys):
     assert ray_local.is_initialized()
 
 
+def test_project_next_on_ray_is_the_plain_round(ray_local, tmp_path):
+    """``Project.next(engine="ray", shards=2)`` (BADGE, the projects' default): the plain round's picks."""
+    from test_project_engine import labelled_project, queue
+
+    plain, sharded = labelled_project(tmp_path, "plain"), labelled_project(tmp_path, "ray")
+    a = plain.next(12, progress=False)
+    b = sharded.next(12, progress=False, engine="ray", shards=2)
+    assert a.strategy == b.strategy == "badge"
+    assert a.chosen == b.chosen and queue(plain, 1) == queue(sharded, 1)
+    assert ray_local.is_initialized()
+
+
 def test_select_cli_unreachable_address_is_one_line(ray_env, tmp_path):
     """A fresh process (Ray not started): the address nobody answers at, named in one line, exit 2."""
     import subprocess

@@ -266,9 +266,13 @@ class Project:
     # ---------------------------------------------------------------- rounds
 
     def next(self, k: int, *, strategy: str | None = None, seed: int | None = None,
-             progress: bool = True) -> RoundSummary:
+             progress: bool = True, engine: str | None = None, shards: int | None = None,
+             address: str | None = None) -> RoundSummary:
         """Train on the current labels, choose ``k`` items with the strategy, record the round, write its files.
 
+        ``engine``: "local" or "ray" runs the selection over ``shards`` shards (Ray: one actor each, on
+        the cluster at ``address``, else a local one on 127.0.0.1) with the same picks as without it
+        (:mod:`pickwise.engine.model`); score-based strategies, badge and coreset run there.
         Refused (``ProjectBusyError``, naming the PID) while another ``next`` runs on this project.
         """
         from .._validation import check_positive_int
@@ -280,8 +284,15 @@ class Project:
 
             if strategy not in strategy_names():
                 raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(strategy_names())}")
+        build = None
+        if engine is not None or shards is not None or address is not None:
+            from ..engine.model import engine_builder
+
+            if engine is None:
+                raise ValueError("shards and address need engine 'local' or 'ray'")
+            build = engine_builder(engine, shards=shards, address=address)
         with project_lock(self.path), progress_bars(progress):
-            return run_round(self, k, strategy=strategy, seed=seed)
+            return run_round(self, k, strategy=strategy, seed=seed, engine=build)
 
     # ---------------------------------------------------------------- status and export
 

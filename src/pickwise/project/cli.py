@@ -56,6 +56,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default=None, help="override the project's strategy for this round")
     p.add_argument("--seed", type=int, default=None, help="override the project's seed for this round")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("local", "ray"), default=None,
+                   help="select over shards of the pool (the same picks): local, or ray (one actor per shard; "
+                        "score-based strategies, badge and coreset)")
+    p.add_argument("--shards", type=int, default=None, help="with --engine: shards of the pool (default: 1)")
+    p.add_argument("--address", default=None, help="with --engine ray: the cluster to join (host:port, "
+                   "ray://host:port or auto; default: a local Ray on 127.0.0.1)")
     p.add_argument("--threads", type=int, default=None, help="threads for torch, BLAS and faiss (default: 1 for "
                    "the tfidf and mlp models, else the CPUs not busy with other processes)")
 
@@ -119,7 +125,8 @@ def cmd_next(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be >= 1; got {threads}")
     # without --threads the round chooses by the project's model (pickwise.project.rounds.run_round)
     with limit_threads(threads) if threads is not None else nullcontext():
-        s = _project(args.dir).next(args.k, strategy=args.strategy, seed=args.seed, progress=not args.no_progress)
+        s = _project(args.dir).next(args.k, strategy=args.strategy, seed=args.seed, progress=not args.no_progress,
+                                    engine=args.engine, shards=args.shards, address=args.address)
     print(f"round {s.round_id}: {s.n_chosen} items chosen by {s.strategy} (trained on {s.n_train} labels, "
           f"{s.seconds:.1f} s)")
     for note in s.notes:

@@ -146,10 +146,12 @@ def _commit_round(conn: sqlite3.Connection, *, round_id: int, strategy: str, par
 
 
 def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int, k: int, strategy_name: str,
-           model_name: str, round_seed: tuple[int, int], default_strategy: bool) -> dict[str, Any]:
+           model_name: str, round_seed: tuple[int, int], default_strategy: bool,
+           engine: Any = None) -> dict[str, Any]:
     """Train (unless a cold start) and select ``k`` of ``candidates``; the model's outputs over every item.
 
-    ``labels``: class index per item, -1 where there is no training label. Returns chosen indices,
+    ``labels``: class index per item, -1 where there is no training label. ``engine``: a ``build(arrays)``
+    of :func:`pickwise.engine.model.engine_builder` to select over shards (the same picks). Returns chosen indices,
     their scores, per-item scores / predictions / max probabilities, the fitted model (or None), the
     strategy name used and notes.
     """
@@ -192,7 +194,13 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
     pool = Pool(pool_labels, at, n_classes)
     # one pass: score-based strategies record the scores they chose by; BADGE, core-set, ... the value each
     # chosen item was picked by (D², radius; NaN where a strategy has none)
-    chosen, chosen_values, pool_scores = select_with_values(strategy, model, x, pool, k, rng=derive_rng(seed, rid, 1))
+    if engine is None:
+        chosen, chosen_values, pool_scores = select_with_values(strategy, model, x, pool, k, rng=derive_rng(seed, rid, 1))
+    else:
+        from ..engine.model import select_on_engine
+
+        chosen, chosen_values, pool_scores = select_on_engine(engine, strategy, model, x, pool, k,
+                                                              rng=derive_rng(seed, rid, 1))
     if pool_scores is not None:
         score[pool.unlabeled] = pool_scores
     score[chosen] = chosen_values
@@ -201,8 +209,9 @@ def choose(*, x: Any, labels: np.ndarray, candidates: np.ndarray, n_classes: int
             "max_prob": probs.max(1), "model": model, "strategy": strategy_name, "notes": notes}
 
 
-def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -> RoundSummary:
-    """The body of ``Project.next`` (the caller holds the lock and the progress context)."""
+def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None, engine: Any = None) -> RoundSummary:
+    """The body of ``Project.next`` (the caller holds the lock and the progress context); ``engine``: see
+    :func:`choose`."""
     from ..threads import limit_threads
     from . import labelstudio as ls
     from .models import model_inputs, save_checkpoint
@@ -237,7 +246,8 @@ def run_round(project: Any, k: int, *, strategy: str | None, seed: int | None) -
                                            relpaths=items["relpaths"], sha1s=items["sha1"], seed=cfg.seed,
                                            media_root=project.media_root)
         out = choose(x=x, labels=labels, candidates=candidates, n_classes=len(classes), k=k, strategy_name=name,
-                     model_name=cfg.model, round_seed=(seed, rid), default_strategy=strategy is None)
+                     model_name=cfg.model, round_seed=(seed, rid), default_strategy=strategy is None,
+                     engine=engine)
     folder = project.path / "rounds" / str(rid)
     folder.mkdir(parents=True, exist_ok=True)
     chosen = out["chosen"]
