@@ -92,7 +92,7 @@ def _add_pool(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trainer", default="plain", choices=TRAINER_NAMES,
                    help="plain; ceal (pseudo-labels below an entropy threshold); joint-entropy (λ · unlabelled entropy)")
     g.add_argument("--entropy-weight", type=float, default=0.0, help="λ of the joint entropy objective (default: 0)")
-    g.add_argument("--ceal-delta0", type=float, default=0.005, help="CEAL initial entropy threshold δ0 (default: 0.005)")
+    g.add_argument("--ceal-delta0", type=float, default=0.005, help="CEAL initial entropy threshold δ0 in nats (default: 0.005, pickwise's choice: see PseudoLabel)")
     g.add_argument("--ceal-decay", type=float, default=0.00033, help="CEAL threshold decay per round (default: 0.00033)")
     g.add_argument("--subsample-alpha", type=float, default=None,
                    help="score only a candidate pool of this many items (>1) or this fraction (<=1) after round 1")
@@ -222,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--probs", help="predicted probabilities, shape (N, K): N items, K classes")
     sel.add_argument("--embeddings", help="penultimate embeddings, shape (N, d)")
     sel.add_argument("--mc-probs", help="MC-dropout probabilities, shape (T, N, K): T draws first, each covering "
-                     "every item (bald, batchbald, variation_ratio, ...)")
+                     "every item (bald, batchbald, variation_ratio, ...); with --mc-ids, shape (T, M, K) for M items")
+    sel.add_argument("--mc-ids", metavar="FILE", help="the items that --mc-probs covers, one per column, in order: "
+                     "ids.npy of integer indices 0 .. N-1, or ids (.npy strings, .txt, .csv) of --ids; strategies "
+                     "that need MC draws then choose among these M items only, the others keep --probs/--embeddings")
     sel.add_argument("--member-probs", metavar="FILE.npy", help="committee members' probabilities, shape (M, N, K): "
                      "M members first, each covering every item (qbc: vote entropy; qbc_kl: KL to the consensus)")
     sel.add_argument("--labeled", help="absolute indices already labelled, shape (m,) integers")
@@ -335,12 +338,15 @@ def cmd_select(args: argparse.Namespace) -> int:
         Precomputed,
         check_arrays,
         check_items,
+        check_mc_ids,
         load_npy,
         read_ids,
+        read_mc_ids,
         resolve_refs,
         select_with_values,
     )
     from .progress import progress_bars
+    from .protocols import MCSampler
 
     _check_options(args)
     _check_engine_options(args)
@@ -349,13 +355,28 @@ def cmd_select(args: argparse.Namespace) -> int:
         raise ValueError("give the outputs to choose from: --probs, --embeddings, --mc-probs and/or --member-probs")
     ids = read_ids(args.ids) if args.ids else None
     given = {k: v for k, v in arrays.items() if v is not None}
+    mc_ids = None
+    if args.mc_ids is not None:
+        if arrays["mc_probs"] is None:
+            raise ValueError(f"--mc-ids {args.mc_ids} names the items of --mc-probs; give --mc-probs too")
+        if args.engine is not None:
+            raise ValueError(f"--mc-ids works without --engine only; got --engine {args.engine}")
+        # the draws cover a subset: N comes from the other arrays or --ids, never from --mc-probs
+        given = {k: v for k, v in given.items() if k != "mc_probs"}
+        if ids is None and not given:
+            raise ValueError("--mc-ids needs the size of the pool: give --probs, --embeddings or --ids for every item")
     if ids is not None:
         if not ids:
             raise ValueError(f"--ids {args.ids} holds no ids")
         # the ids fix N: every array needs one row (2-D) or one column of draws or members (3-D) per id
         check_arrays(given)
         check_items(given, len(ids), f"--ids {args.ids} holds {len(ids)} ids")
-    model = Precomputed(**arrays, n=None if ids is None else len(ids))
+    if args.mc_ids is not None:
+        check_arrays({**given, "mc_probs": arrays["mc_probs"]})
+        n_pool = len(ids) if ids is not None else check_items(given)
+        mc_ids = check_mc_ids(read_mc_ids(args.mc_ids, ids=ids), arrays["mc_probs"].shape, n_pool,
+                              name=f"--mc-ids {args.mc_ids}")
+    model = Precomputed(**arrays, n=None if ids is None else len(ids), mc_ids=mc_ids)
     mc = model.mc_probs
     if args.n_draws is not None and mc is not None and args.n_draws > mc.shape[0]:
         raise ValueError(f"--n-draws {args.n_draws} exceeds the {mc.shape[0]} draws in --mc-probs {args.mc_probs} "
@@ -371,9 +392,14 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.exclude:
         excluded = resolve_refs(read_ids(args.exclude), n=model.n, ids=ids, what=f"--exclude {args.exclude}")
         taken = np.union1d(taken, excluded)
+    n_taken, why = taken.shape[0], "labelled or excluded"
+    if model.mc_items is not None and MCSampler in tuple(getattr(strategy, "needs", ())):
+        # a strategy over MC draws chooses among the items that have them (--mc-ids)
+        taken = np.union1d(taken, np.setdiff1d(np.arange(model.n), model.mc_items))
+        why += f", {model.n - model.mc_items.shape[0]} without MC draws (--mc-ids)"
     # labels are unknown here: strategies that choose from outputs do not read them
     pool = Pool.empty(model.n).label(taken, np.zeros(taken.shape[0], dtype=np.int64))
-    _check_k(args.k, pool.n_unlabeled, f"{model.n} items, {taken.shape[0]} labelled or excluded")
+    _check_k(args.k, pool.n_unlabeled, f"{model.n} items, {n_taken} {why}")
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     with progress_bars(not args.no_progress):

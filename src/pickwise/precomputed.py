@@ -4,8 +4,11 @@ committee members' probabilities).
 :class:`Precomputed` is a model whose "data" is the vector of absolute indices: strategies call
 ``model.predict_proba(take(x, idx))`` with ``x = np.arange(n)``, so every strategy works unchanged
 on memory-mapped arrays, reading only the rows it asks for — one chunk at a time, since strategies
-score in chunks (docs/performance.md, "Pools of millions"). Rows come back as float64 whatever the
-stored type, so float32 files give the same scores as float64 ones holding the same values.
+score in chunks (docs/performance.md, "Pools of millions"). Probabilities and committee members come
+back as float64 whatever the stored type; MC draws and embeddings stored as float32 come back as
+float32 (the same values, half the bytes: BALD computes in float32 and core-set keeps float32 rows;
+the scores agree with float64 files holding the same values, see :func:`pickwise.scores.bald`).
+MC draws may cover a subset of the items (``mc_ids``) beside outputs for the whole pool.
 
 :func:`read_ids`, :func:`resolve_refs`, :func:`select_with_values` and :func:`natural_values` serve
 ``pickwise select`` (and a labelling project's ``next``): your own item ids (or file names) in and
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYOUTS", "Precomputed", "check_arrays", "check_items", "load_npy", "natural_values", "read_ids", "resolve_refs", "select_with_values"]
+__all__ = ["LAYOUTS", "Precomputed", "check_arrays", "check_items", "check_mc_ids", "load_npy", "natural_values", "read_ids", "read_mc_ids", "resolve_refs", "select_with_values"]
 
 
 #: the layout of each array, as named in errors: N items, K classes, T draws, M committee members
@@ -33,30 +36,60 @@ _PROBABILITIES = ("probs", "mc_probs", "member_probs")
 _ATOL = 1e-4
 
 
+# arrays whose float32 rows come back as float32 (the same values, half the bytes): the scores and
+# strategies that read them compute in float32 or widen a chunk at a time themselves
+_KEEP_FLOAT32 = ("embeddings", "mc_probs")
+
+
 def _rows(name: str, arr: np.ndarray, idx: Any) -> np.ndarray:
     idx = np.asarray(idx, dtype=np.int64)
-    return _checked(name, np.asarray(arr[idx], dtype=np.float64), idx)
+    return _checked(name, _as_float(name, arr[idx]), idx)
+
+
+def _items(arr: np.ndarray, n_draws: int, idx: np.ndarray) -> np.ndarray:
+    """``arr[:n_draws, idx]``: a read-only view (no copy) when ``idx`` is a run of consecutive
+    items, as chunks of an unlabelled pool mostly are; a gathered copy otherwise."""
+    if idx.ndim == 1 and idx.shape[0] and idx[-1] - idx[0] == idx.shape[0] - 1 and 0 <= idx[0] \
+            and idx[-1] < arr.shape[1] and (idx.shape[0] < 3 or bool(np.all(np.diff(idx) == 1))):
+        view = arr[:n_draws, int(idx[0]) : int(idx[-1]) + 1].view()
+        view.flags.writeable = False
+        return view
+    return arr[:n_draws, idx]
+
+
+def _as_float(name: str, rows: np.ndarray) -> np.ndarray:
+    """float64 rows, or float32 rows as they are for the arrays of :data:`_KEEP_FLOAT32`."""
+    keep = rows.dtype == np.float32 and name in _KEEP_FLOAT32
+    return np.asarray(rows, dtype=np.float32 if keep else np.float64)
 
 
 def _checked(name: str, rows: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``rows`` (the items ``idx`` of array ``name``, items on axis -2 for probabilities) checked:
     finite, and for probabilities in [0, 1] with every distribution summing to 1. Errors name the
-    absolute item index."""
-    if not np.all(np.isfinite(rows)):
+    absolute item index.
+
+    One read of the rows when they are good: min and max (NaN and inf show in them) and the row
+    sums as a product with ones; only a bad chunk is searched for the position to name."""
+    if rows.size == 0:
+        return rows
+    lo, hi = float(rows.min()), float(rows.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = tuple(int(b) for b in np.argwhere(~np.isfinite(rows))[0])
         where = _where(name, bad, idx)
         raise ValueError(f"{name} holds a non-finite value {float(rows[bad])} at {where}")
-    if name not in _PROBABILITIES or rows.size == 0:
+    if name not in _PROBABILITIES:
         return rows
-    if rows.min() < -_ATOL or rows.max() > 1 + _ATOL:
+    if lo < -_ATOL or hi > 1 + _ATOL:
         bad = tuple(int(b) for b in np.argwhere((rows < -_ATOL) | (rows > 1 + _ATOL))[0])
         raise ValueError(f"{name} must hold probabilities in [0, 1]; got {float(rows[bad])!r} at {_where(name, bad, idx)}")
-    sums = rows.sum(axis=-1)
-    off = np.abs(sums - 1) > _ATOL
-    if off.any():
-        bad = tuple(int(b) for b in np.argwhere(off)[0])
-        raise ValueError(f"{name} rows must sum to 1 (probabilities over the classes); the row at "
-                         f"{_where(name, bad, idx, row=True)} sums to {float(sums[bad])!r}")
+    sums = rows @ np.ones(rows.shape[-1], dtype=rows.dtype)
+    if float(np.max(np.abs(sums - 1))) > _ATOL - 1e-6:  # near the bound: the float64 sums decide
+        sums = rows.sum(axis=-1, dtype=np.float64)
+        off = np.abs(sums - 1) > _ATOL
+        if off.any():
+            bad = tuple(int(b) for b in np.argwhere(off)[0])
+            raise ValueError(f"{name} rows must sum to 1 (probabilities over the classes); the row at "
+                             f"{_where(name, bad, idx, row=True)} sums to {float(sums[bad])!r}")
     return rows
 
 
@@ -128,6 +161,34 @@ def check_items(given: dict[str, Any], n: int | None = None, n_from: str | None 
     return n
 
 
+def check_mc_ids(mc_ids: Any, mc_shape: tuple[int, ...], n: int, *, name: str = "mc_ids") -> np.ndarray:
+    """``mc_ids`` (the absolute item of each column of MC draws of shape ``mc_shape`` = (T, M, K))
+    checked: M distinct integers in 0 .. n-1. Returns int64 (M,). Raises ``ValueError`` naming the
+    offending ids (out of range, repeated) or the two lengths that disagree."""
+    arr = np.asarray(mc_ids)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu") or arr.dtype == np.bool_:
+        raise ValueError(f"{name} must be a 1-D array of integer item indices (0 .. {n - 1}); got shape "
+                         f"{arr.shape}, dtype {arr.dtype}")
+    ids = arr.astype(np.int64)
+    m = ids.shape[0]
+    if m != mc_shape[1]:
+        hint = ""
+        if mc_shape[0] == m:
+            hint = "; it looks like (M, T, K): transpose it with np.transpose(a, (1, 0, 2))"
+        raise ValueError(f"{name} holds {m} ids but mc_probs has shape {tuple(mc_shape)}, read as (T, M, K) = "
+                         f"(n_draws, n_mc_items, n_classes): {mc_shape[1]} items; one id per item of the draws{hint}")
+    bad = ids[(ids < 0) | (ids >= n)]
+    if bad.shape[0]:
+        raise ValueError(f"{name} holds {bad.shape[0]} indices outside the pool's 0 .. {n - 1}: "
+                         f"{bad[:5].tolist()}{' ...' if bad.shape[0] > 5 else ''}")
+    uniq, counts = np.unique(ids, return_counts=True)
+    if uniq.shape[0] != m:
+        dup = uniq[counts > 1]
+        raise ValueError(f"{name} names {dup.shape[0]} items more than once (each item needs one column of draws): "
+                         f"{dup[:5].tolist()}{' ...' if dup.shape[0] > 5 else ''}")
+    return ids
+
+
 class Precomputed:
     """A frozen model over precomputed outputs; ``x`` passed to strategies must be ``np.arange(n)``.
 
@@ -137,7 +198,13 @@ class Precomputed:
     embeddings : array of shape (N, d) or None — penultimate activations
     mc_probs : array of shape (T, N, K) or None — MC-dropout draws with one mask per draw for the
         whole pool: draws first, then items (an (N, T, K) array must be transposed first,
-        ``np.transpose(a, (1, 0, 2))``); every item needs its draws
+        ``np.transpose(a, (1, 0, 2))``); every item needs its draws, unless ``mc_ids`` is given
+    mc_ids : array of shape (M,) or None — with ``mc_probs`` of shape (T, M, K): the draws cover
+        only the M items ``mc_ids`` (distinct absolute indices in 0 .. N-1; column j of
+        ``mc_probs`` holds item ``mc_ids[j]``), beside ``probs`` / ``embeddings`` for all N items.
+        N then comes from ``probs``, ``embeddings`` or ``n``. Strategies that need MC draws must
+        choose among :attr:`mc_items` (``pickwise select`` restricts the pool to them); asking
+        for the draws of any other item raises ``ValueError`` naming it
     member_probs : array of shape (M, N, K) or None — each committee member's probabilities (for
         query by committee): members first, then items
     n : int, optional
@@ -153,13 +220,27 @@ class Precomputed:
     """
 
     def __init__(self, *, probs: Any = None, embeddings: Any = None, mc_probs: Any = None, member_probs: Any = None,
-                 n: int | None = None):
+                 n: int | None = None, mc_ids: Any = None):
         arrays = {"probs": probs, "embeddings": embeddings, "mc_probs": mc_probs, "member_probs": member_probs}
         given = {k: v for k, v in arrays.items() if v is not None}
         if not given:
             raise ValueError("Precomputed needs at least one of probs, embeddings, mc_probs, member_probs")
         check_arrays(given)
-        self.n = check_items(given, None if n is None else _count(n))
+        if mc_ids is None:
+            self.n = check_items(given, None if n is None else _count(n))
+            self.mc_ids = self.mc_items = self._mc_sorted = None
+        else:
+            if mc_probs is None:
+                raise ValueError("mc_ids names the items of mc_probs; pass mc_probs too (shape (T, M, K))")
+            rest = {k: v for k, v in given.items() if k != "mc_probs"}
+            if not rest and n is None:
+                raise ValueError("with mc_ids, give the number of items of the pool: n=, or probs or embeddings "
+                                 "for every item")
+            self.n = check_items(rest, None if n is None else _count(n)) if rest else _count(n)
+            self.mc_ids = check_mc_ids(mc_ids, mc_probs.shape, self.n)
+            # sorted ids with the column of each: absolute index -> column by binary search
+            self._mc_sorted = np.argsort(self.mc_ids, kind="stable")
+            self.mc_items = self.mc_ids[self._mc_sorted]
         classes = {k: v.shape[-1] for k, v in given.items() if k != "embeddings"}
         if len(set(classes.values())) > 1:
             raise ValueError(f"the arrays disagree on the number of classes K (the last axis): "
@@ -199,23 +280,39 @@ class Precomputed:
         return _rows("probs", self.probs, idx)
 
     def embed(self, idx: Any) -> np.ndarray:
-        """Rows ``idx`` of ``embeddings``, float64 of shape (len(idx), d)."""
+        """Rows ``idx`` of ``embeddings``, shape (len(idx), d): float32 when stored as float32 (so
+        ``CoreSet`` keeps them in float32), else float64."""
         return _rows("embeddings", self.embeddings, idx)
 
     def grad_factors(self, idx: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(probs, embeddings) of rows ``idx``: the factors of the last-layer gradient embedding."""
-        return self.predict_proba(idx), self.embed(idx)
+        """(probs, embeddings) of rows ``idx``, both float64: the factors of the last-layer gradient embedding."""
+        return self.predict_proba(idx), np.asarray(self.embed(idx), dtype=np.float64)
 
     def predict_proba_mc(self, idx: Any, n_draws: int, *, seed: int) -> np.ndarray:
-        """The first ``n_draws`` MC draws of rows ``idx``, shape (n_draws, len(idx), n_classes);
-        ``seed`` is unused (the draws are fixed)."""
+        """The first ``n_draws`` MC draws of rows ``idx``, shape (n_draws, len(idx), n_classes),
+        float32 when stored as float32 (a read-only view when ``idx`` is a run of consecutive
+        columns), else float64; ``seed`` is unused (the draws are fixed)."""
         if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
             raise ValueError(f"n_draws must be an integer >= 1; got {n_draws!r}")
         if n_draws > self.mc_probs.shape[0]:
             raise ValueError(f"n_draws={n_draws} exceeds the {self.mc_probs.shape[0]} precomputed MC draws "
                              f"(mc_probs of shape {tuple(self.mc_probs.shape)}, layout {LAYOUTS['mc_probs']})")
         idx = np.asarray(idx, dtype=np.int64)
-        return _checked("mc_probs", np.asarray(self.mc_probs[:n_draws, idx], dtype=np.float64), idx)
+        cols = idx if self.mc_ids is None else self._mc_columns(idx)
+        return _checked("mc_probs", _as_float("mc_probs", _items(self.mc_probs, n_draws, cols)), idx)
+
+    def _mc_columns(self, idx: np.ndarray) -> np.ndarray:
+        """The columns of ``mc_probs`` that hold the absolute items ``idx`` (``mc_ids`` given)."""
+        pos = np.searchsorted(self.mc_items, idx)
+        found = pos < self.mc_items.shape[0]
+        found[found] = self.mc_items[pos[found]] == idx[found]
+        if not found.all():
+            missing = idx[~found]
+            raise ValueError(f"mc_probs holds no MC draws for {missing.shape[0]} of the items asked for "
+                             f"({missing[:5].tolist()}{' ...' if missing.shape[0] > 5 else ''}): its draws cover "
+                             f"the {self.mc_items.shape[0]} items of mc_ids; a strategy that needs MC draws must "
+                             "choose among them (leave the others out of the pool)")
+        return self._mc_sorted[pos]
 
     def predict_proba_members(self, idx: Any) -> np.ndarray:
         """Committee members' probabilities of rows ``idx``, shape (n_members, len(idx), n_classes)."""
@@ -256,6 +353,41 @@ def load_npy(path: str | Path | None, *, mmap: bool = True) -> np.ndarray | None
         return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{p}: cannot read this .npy file; is it truncated? ({e})") from None
+
+
+def read_mc_ids(path: str | Path, *, ids: list[str] | None = None) -> np.ndarray:
+    """The pool item of each column of ``--mc-probs`` when the draws cover a subset of the pool
+    (``pickwise select --mc-ids``), in column order.
+
+    - ``.npy`` holding integers: absolute indices (rows of the pool, 0 .. N-1);
+    - otherwise any id file :func:`read_ids` reads (``.npy`` of strings, ``.txt``, ``.csv``): your
+      ids, looked up in ``ids`` (the ``--ids`` list); without ``ids``, each must be an integer index.
+
+    Returns int64 (M,); :func:`check_mc_ids` checks range, repeats and the length against the draws.
+    Raises ``ValueError`` naming entries that are not ids of the pool (or not integers).
+    """
+    p = Path(path)
+    if p.suffix == ".npy" and p.is_file():
+        arr = load_npy(p, mmap=False)
+        if arr.ndim != 1:
+            raise ValueError(f"{p} must hold a 1-D array of item indices (or ids); got shape {arr.shape}")
+        if arr.dtype.kind in "iu":
+            return arr.astype(np.int64)
+        if arr.dtype.kind == "f":
+            raise ValueError(f"{p} must hold integer item indices (or ids as strings); got dtype {arr.dtype}")
+    refs = read_ids(p)
+    if ids is not None:
+        where = {v: i for i, v in enumerate(ids)}
+        unknown = [r for r in refs if r not in where]
+        if unknown:
+            raise ValueError(f"{p}: {len(unknown)} entries are not among the {len(ids)} ids of --ids: "
+                             f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+        return np.asarray([where[r] for r in refs], dtype=np.int64)
+    bad = [r for r in refs if not r.lstrip("-").isdigit()]
+    if bad:
+        raise ValueError(f"{p}: {len(bad)} entries are not integer item indices (give --ids to refer to items by "
+                         f"id): {bad[:5]}{' ...' if len(bad) > 5 else ''}")
+    return np.asarray([int(r) for r in refs], dtype=np.int64)
 
 
 def read_ids(path: str | Path) -> list[str]:

@@ -16,11 +16,19 @@ for the MC scores; Settles' survey for the committee scores).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ._validation import check_choice, check_draws, check_probs
+from ._validation import (
+    as_numeric,
+    check_choice,
+    check_draws,
+    check_mc_layout,
+    check_positive_int,
+    check_probs,
+)
 
 __all__ = [
     "least_confidence",
@@ -77,6 +85,70 @@ def max_entropy(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
     return _entropy(d.mean(axis=0))
 
 
+# values (n_draws · items · n_classes) per block of the blocked MC scores: a block stays in the
+# CPU cache across its passes (the check, the logarithm, the sums), so the draws are read from
+# memory once and no temporary grows with n
+_BLOCK_VALUES = 1 << 17
+
+
+def _draw_blocks(name: str, draws: Any, n_items: int | None, atol: float = 1e-4) -> Iterator[tuple[slice, np.ndarray]]:
+    """(items, block) over MC draws (n_draws, n, n_classes), ``block = draws[:, items]`` checked as
+    :func:`pickwise._validation.check_draws` checks the whole array (same rules, same messages).
+
+    float32 and float64 stay as they are (no copy unless a block needs clipping to [0, 1]); any
+    other number type is widened to float64 once. Each block is checked in one read: min, max
+    (NaN and inf show in them) and row sums by a product with ones; a block that fails (or comes
+    within 1e-6 of ``atol``) is handed to the full check, whose error names the position in the
+    whole array.
+    """
+    if n_items is not None:
+        n_items = check_positive_int("n_items", n_items, allow_zero=True)
+    arr = as_numeric(name, draws)
+    check_mc_layout(name, arr.shape, n_items=n_items)
+    if arr.dtype not in (np.float32, np.float64) or arr.shape[-1] < 1:
+        arr = check_probs(name, arr, ndim=3, atol=atol)
+    n_draws, n, k = arr.shape
+    step = max(1, _BLOCK_VALUES // (n_draws * k))
+    ones = np.ones(k, dtype=arr.dtype)
+    for start in range(0, n, step):
+        items = slice(start, min(start + step, n))
+        block = arr[:, items]
+        lo, hi = float(block.min()), float(block.max())
+        sums = block @ ones  # (n_draws, m): BLAS, many times faster than .sum(axis=-1) over short rows
+        if not (-atol <= lo and hi <= 1 + atol and float(np.max(np.abs(sums - 1))) <= atol - 1e-6):
+            try:
+                check_probs(name, block, ndim=3, atol=atol)  # the exact rule: a borderline block passes
+            except ValueError:
+                check_probs(name, arr, ndim=3, atol=atol)  # the same error, naming the position in the whole array
+                raise
+        if lo < 0 or hi > 1:
+            block = np.clip(block, 0.0, 1.0)
+        yield items, block
+
+
+def _bald_block(d: np.ndarray) -> np.ndarray:
+    """BALD of one checked block (n_draws, m, n_classes), float64 (m,).
+
+    float64 input: the plain formula's operations in its order (bit for bit, on
+    inputs without subnormal probabilities). float32 input: p·log p in float32 (0·log 0 = 0 by
+    clipping p to the smallest normal float before the log, so no mask and no ``np.where``), the
+    sums over classes in float32 (a product with ones), every sum over draws and the entropy of the
+    mean in float64; scores agree with the float64 formula on the same values to about 1e-6.
+    """
+    n_draws, _, k = d.shape
+    tiny = np.finfo(d.dtype).tiny
+    terms = np.maximum(d, tiny)
+    np.log(terms, out=terms)
+    terms *= d
+    if d.dtype == np.float64:
+        mean = np.add.reduce(d, axis=0) / n_draws
+        neg_mean_h = np.add.reduce(terms.sum(axis=-1), axis=0) / n_draws
+    else:
+        mean = np.add.reduce(d, axis=0, dtype=np.float64) / n_draws
+        neg_mean_h = np.add.reduce(terms @ np.ones(k, dtype=d.dtype), axis=0, dtype=np.float64) / n_draws
+    return np.maximum(_entropy(mean) + neg_mean_h, 0.0)
+
+
 def bald(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
     """Mutual information H(mean_t p_t) − mean_t H(p_t) (Houlsby et al. 2011; Gal et al. 2017).
 
@@ -84,9 +156,17 @@ def bald(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:
 
     ``draws``: (n_draws, n, n_classes), draws first; ``n_items`` (optional) is the number of
     items, checked against axis 1 so that an (n, n_draws, n_classes) array raises.
+
+    Computed in blocks of items (no temporary grows with n) in the input's float type: float64
+    equals the plain whole-array float64 formula exactly; float32 is never copied to float64 (sums
+    over draws in float64) and agrees with it to about 1e-6 relative (docs/performance.md, "The
+    small selection costs").
     """
-    d = check_draws("draws", draws, n_items=n_items)
-    return np.maximum(_entropy(d.mean(axis=0)) - _entropy(d).mean(axis=0), 0.0)
+    d = as_numeric("draws", draws)
+    out = np.empty(d.shape[1] if d.ndim == 3 else 0)
+    for items, block in _draw_blocks("draws", d, n_items):
+        out[items] = _bald_block(block)
+    return out
 
 
 def variation_ratio(draws: np.ndarray, *, n_items: int | None = None) -> np.ndarray:

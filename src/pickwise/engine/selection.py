@@ -359,10 +359,10 @@ def _kc_row(state: dict, j: int) -> tuple[np.ndarray, np.float64, np.float64]:
 
 
 def _kc_setup(state: dict, arg: tuple) -> tuple[float, int, Any]:
-    centres, k, chunk_size, neighbors = arg
+    centres, k, chunk_size, neighbors, exact = arg
     x = state["_kc_x"]
     c = centres.astype(x.dtype, copy=False)
-    d2, assign = _kc.nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)
+    d2, assign = _kc.nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors, exact=exact)
     state["_kc_d2"], state["_kc_assign"] = d2, assign
     xsq = state["_kc_xsq"] = _kc._sq(x)
     state["_kc_xn"] = np.sqrt(xsq)
@@ -377,19 +377,21 @@ def _kc_setup(state: dict, arg: tuple) -> tuple[float, int, Any]:
 
 def _kc_update(state: dict, arg: tuple) -> tuple[float, int, Any]:
     """Distances to the new centre: one iteration of pickwise.select.kcenter.kcenter_greedy's loop."""
-    j, (xj, xsqj, xnj), m, prune = arg
+    j, (xj, xsqj, xnj), m, prune, exact = arg
     x, d2, assign, xsq, xn = (state[f"_kc_{k}"] for k in ("x", "d2", "assign", "xsq", "xn"))
     allc, allsq = state["_kc_allc"], state["_kc_allsq"]
     n = x.shape[0]
     allc[m], allsq[m] = xj, xsqj
     if n == 0:
         return _kc_best(state)
-    margin = 4.0 * (1.0 + _kc._MARGIN[x.dtype])
+    kind = np.dtype(np.float64) if exact else x.dtype  # the products' dtype, as in kcenter_greedy
+    xj = xj.astype(kind)
+    margin = 4.0 * (1.0 + _kc._MARGIN[kind])
     if prune and state["_kc_untested"] == 0:
         gap = xn - xnj
         keep = gap * gap < d2
         if m > 0:
-            cd2 = allsq[:m] + xsqj - 2.0 * (allc[:m] @ xj)
+            cd2 = allsq[:m] + xsqj - 2.0 * _kc._matvec(allc, slice(0, m), xj, exact)
             keep &= cd2[assign] <= margin * d2
         rows = np.flatnonzero(keep)
         dense = rows.shape[0] > _kc._GATHER_BELOW * n
@@ -400,14 +402,14 @@ def _kc_update(state: dict, arg: tuple) -> tuple[float, int, Any]:
     if dense:
         for start in range(0, n, _kc._DENSE_ROWS):
             rs = slice(start, start + _kc._DENSE_ROWS)
-            new = xsq[rs] + xsqj - 2.0 * (x[rs] @ xj)
+            new = xsq[rs] + xsqj - 2.0 * _kc._matvec(x, rs, xj, exact)
             better = new < d2[rs]
             d2[rs] = np.where(better, np.maximum(new, 0.0), d2[rs])
             assign[rs] = np.where(better, m, assign[rs])
     else:
         for start in range(0, rows.shape[0], _kc._GATHER_ROWS):
             r = rows[start : start + _kc._GATHER_ROWS]
-            new = xsq[r] + xsqj - 2.0 * (x[r] @ xj)
+            new = xsq[r] + xsqj - 2.0 * _kc._matvec(x, r, xj, exact)
             better = new < d2[r]
             r = r[better]
             d2[r] = np.maximum(new[better], 0.0)
@@ -430,10 +432,11 @@ def sharded_kcenter(
     neighbors: Any = None,
     prune: bool = True,
     on_pick: Callable[[int], None] | None = None,
+    exact: bool = True,
 ) -> np.ndarray:
     """Greedy k-center (core-set) on the shards' embeddings; global positions in pick order.
 
-    Equal to ``kcenter_greedy(X, k, centres=centres, rng=rng, chunk_size=chunk_size, prune=prune)``
+    Equal to ``kcenter_greedy(X, k, centres=centres, rng=rng, chunk_size=chunk_size, prune=prune, exact=exact)``
     on the concatenated shards (see the module docstring).
 
     Parameters
@@ -446,8 +449,9 @@ def sharded_kcenter(
         The labelled set, sent once to every shard.
     rng : numpy Generator
         Used only for the first pick when there are no centres (``rng.integers(n)``).
-    chunk_size, neighbors, prune
-        As in :func:`pickwise.select.kcenter_greedy`; ``neighbors`` runs on every shard.
+    chunk_size, neighbors, prune, exact
+        As in :func:`pickwise.select.kcenter_greedy`; ``neighbors`` runs on every shard; float32
+        shards stay float32 (with ``exact``, products in float64 blocks: the float64 picks).
     on_pick : callable, optional
         ``on_pick(t)`` after pick t is fixed (a hook for progress or fault tests).
 
@@ -473,7 +477,7 @@ def sharded_kcenter(
             raise ValueError(f"centres must have shape (m, {dim}); got shape {c.shape}")
         c = c.astype(dtype, copy=False)
         m0 = c.shape[0]
-        best = engine.map(_kc_setup, engine.broadcast((c, k, chunk_size, neighbors)))
+        best = engine.map(_kc_setup, engine.broadcast((c, k, chunk_size, neighbors, exact)))
         picks = np.empty(k, dtype=np.int64)
         with progress_bar(k, "k-center picks", unit="pick") as bar:
             for t in range(k):
@@ -489,7 +493,7 @@ def sharded_kcenter(
                     on_pick(t)
                 if t == k - 1:
                     break
-                best = engine.map(_kc_update, (j, row, m0 + t, prune))
+                best = engine.map(_kc_update, (j, row, m0 + t, prune, exact))
         return picks
     finally:
         engine.map(_drop, "_kc_")

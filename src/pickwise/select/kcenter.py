@@ -16,8 +16,13 @@ Both bounds only skip work; they change no pick beyond rounding in the last bit 
 margin keeps rows on the boundary in). No n×n or n×|L| matrix is ever built; rows to recompute are
 gathered at most ``_GATHER_ROWS`` at a time.
 
-float32 input stays float32 (products in float32, distances and norms accumulated in float64);
-anything else is computed in float64.
+float32 input stays float32 in memory (no float64 copy of the embeddings). With ``exact=True`` (the
+default) every product is still formed in float64, from float32 rows widened a small block at a
+time (``_widen_rows``, a power of two that divides every block the float64 path works on): the
+distances, and so the picks, equal those of the same values stored as float64 bit for bit, at
+about the float64 path's speed and half its memory. ``exact=False`` forms the products in float32
+(about twice as fast per pick; distances and norms still accumulated in float64), and may then pick
+another row on near-ties. Anything else is computed in float64.
 
 This is the greedy 2-approximation only; the paper's robust mixed-integer refinement is not
 implemented.
@@ -76,13 +81,40 @@ def _sq(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _widen_rows(dim: int) -> int:
+    """Rows of float32 widened to float64 at a time: a power of two ≤ 4096 (so every dense slice
+    and gathered block of the float64 path splits into whole blocks) of about 4 MB."""
+    rows = 4096
+    while rows > 1 and rows * dim > 1 << 19:
+        rows //= 2
+    return rows
+
+
+def _matvec(x: np.ndarray, rows: slice | np.ndarray, v: np.ndarray, exact: bool) -> np.ndarray:
+    """``x[rows] @ v``; with ``exact`` float32 rows are widened a block at a time and multiplied in
+    float64 (``v`` float64), giving the float64 path's values bit for bit."""
+    if not exact or x.dtype == np.float64:
+        return x[rows] @ v
+    step = _widen_rows(x.shape[1])
+    if isinstance(rows, slice):
+        start, stop, _ = rows.indices(x.shape[0])
+        out = np.empty(max(stop - start, 0))
+        for s in range(start, stop, step):
+            out[s - start : s - start + step] = x[s : min(s + step, stop)].astype(np.float64) @ v
+        return out
+    out = np.empty(rows.shape[0])
+    for s in range(0, rows.shape[0], step):
+        out[s : s + step] = x[rows[s : s + step]].astype(np.float64) @ v
+    return out
+
+
 def _check_pair(x: np.ndarray, centres: np.ndarray) -> None:
     if np.ndim(x) != 2 or np.ndim(centres) != 2 or x.shape[1] != centres.shape[1]:
         raise ValueError(f"x and centres must have shapes (n, d) and (m, d); got {np.shape(x)} and {np.shape(centres)}")
 
 
 def nearest_centres(
-    x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None
+    x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None, exact: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(min_j ‖x_i − centres_j‖², argmin_j) for every row of ``x``: float64 (n,) and int64 (n,).
 
@@ -91,6 +123,7 @@ def nearest_centres(
     its ``search(x, centres, 1)``; rows that an approximate search found no centre for are computed
     exactly. No centres: (inf, −1) everywhere. ``x`` and ``centres`` are used as given (float
     arrays of one dtype; :func:`min_sq_distances` checks them); only their shapes are checked here.
+    ``exact`` (float32 input): each block's product in float64, as for float64 input (module docstring).
     """
     _check_pair(x, centres)
     n = x.shape[0]
@@ -103,19 +136,20 @@ def nearest_centres(
         out[:], arg[:] = d[:, 0], i[:, 0]
         missing = np.flatnonzero(arg < 0)
         if missing.shape[0]:
-            out[missing], arg[missing] = nearest_centres(x[missing], centres, chunk_size=chunk_size)
+            out[missing], arg[missing] = nearest_centres(x[missing], centres, chunk_size=chunk_size, exact=exact)
         return out, arg
     xsq = _sq(x)
-    # ‖x_i − c_j‖² = ‖x_i‖² + (‖c_j‖² − 2 x_i·c_j): the bracket is formed in place in x's dtype
-    # (one GEMM output, no n×m temporaries), its row minimum taken, and ‖x_i‖² added in float64
-    csq = _sq(centres).astype(x.dtype)
+    widen = exact and x.dtype != np.float64
+    # ‖x_i − c_j‖² = ‖x_i‖² + (‖c_j‖² − 2 x_i·c_j): the bracket is formed in place in the products'
+    # dtype (one GEMM output, no n×m temporaries), its row minimum taken, and ‖x_i‖² added in float64
+    csq = _sq(centres).astype(np.float64 if widen else x.dtype)
     rows_at = np.arange(min(n, chunk_size))
     with progress_bar(n, "distances to the labelled set") as bar:
         for rs in chunks(n, chunk_size):
-            xr = x[rs]
+            xr = x[rs].astype(np.float64) if widen else x[rs]
             best, where = np.full(xr.shape[0], np.inf), arg[rs]
             for cs in chunks(centres.shape[0], chunk_size):
-                block = xr @ centres[cs].T
+                block = xr @ (centres[cs].astype(np.float64) if widen else centres[cs]).T
                 block *= -2.0
                 block += csq[None, cs]
                 j = block.argmin(axis=1)
@@ -127,7 +161,9 @@ def nearest_centres(
     return out, arg
 
 
-def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None) -> np.ndarray:
+def min_sq_distances(
+    x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 1024, neighbors: Any = None, exact: bool = True
+) -> np.ndarray:
     """min_j ‖x_i − centres_j‖² for every row of ``x``; ndarray of shape (n,) (inf when no centres).
 
     Works on blocks of ``chunk_size`` × ``chunk_size`` distances, or with a ``neighbors`` search
@@ -137,7 +173,7 @@ def min_sq_distances(x: np.ndarray, centres: np.ndarray, *, chunk_size: int = 10
     c = _as_float("centres", centres).astype(x.dtype, copy=False)
     _check_pair(x, c)
     chunk_size = check_positive_int("chunk_size", chunk_size)
-    return nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)[0]
+    return nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors, exact=exact)[0]
 
 
 def kcenter_greedy(
@@ -149,6 +185,7 @@ def kcenter_greedy(
     chunk_size: int = 1024,
     neighbors: Any = None,
     prune: bool = True,
+    exact: bool = True,
 ) -> np.ndarray:
     """Choose ``k`` rows of ``x`` by greedy k-center from the given ``centres``; positions in pick order.
 
@@ -171,6 +208,11 @@ def kcenter_greedy(
         the exact numpy blocks. The greedy loop itself is the same for every search.
     prune : bool
         Skip rows that the norm and triangle bounds prove cannot get closer (module docstring).
+    exact : bool
+        float32 ``x``: products in float64 from float32 rows widened a block at a time, so the
+        picks equal those of ``x.astype(np.float64)`` exactly (the default); False: products in
+        float32, about twice as fast per pick, and another row may win a near-tie. No effect on
+        float64 input. Either way ``x`` is never copied to float64.
 
     Returns
     -------
@@ -188,10 +230,11 @@ def kcenter_greedy(
         raise ValueError(f"centres must have shape (m, {dim}); got shape {c.shape}")
     c = c.astype(x.dtype, copy=False)
 
-    d2, assign = nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors)
+    d2, assign = nearest_centres(x, c, chunk_size=chunk_size, neighbors=neighbors, exact=exact)
     xsq = _sq(x)
     xn = np.sqrt(xsq)
-    margin = 4.0 * (1.0 + _MARGIN[x.dtype])
+    kind = np.dtype(np.float64) if exact else x.dtype  # the products' dtype
+    margin = 4.0 * (1.0 + _MARGIN[kind])
     # every centre so far (labelled, then picked) with its squared norm: the triangle bound's table
     m0 = c.shape[0]
     allc = np.empty((m0 + k, dim), dtype=x.dtype)
@@ -208,13 +251,13 @@ def kcenter_greedy(
             if t == k - 1:
                 break
             m = m0 + t  # index of the new centre
-            xj = x[j]
-            allc[m], allsq[m] = xj, xsq[j]
+            xj = x[j].astype(kind)
+            allc[m], allsq[m] = x[j], xsq[j]
             if prune and untested == 0:
                 gap = xn - xn[j]
                 keep = gap * gap < d2  # ‖x_i − x_j‖ ≥ |‖x_i‖ − ‖x_j‖|
                 if m > 0:
-                    cd2 = allsq[:m] + xsq[j] - 2.0 * (allc[:m] @ xj)  # ‖c − x_j‖² for every centre c
+                    cd2 = allsq[:m] + xsq[j] - 2.0 * _matvec(allc, slice(0, m), xj, exact)  # ‖c − x_j‖², every centre c
                     # rows without a centre yet (assign −1) have d2 = inf and always stay in
                     keep &= cd2[assign] <= margin * d2
                 rows = np.flatnonzero(keep)
@@ -225,14 +268,14 @@ def kcenter_greedy(
                 untested = max(untested - 1, 0)
             if dense:
                 for rs in chunks(n, _DENSE_ROWS):
-                    new = xsq[rs] + xsq[j] - 2.0 * (x[rs] @ xj)
+                    new = xsq[rs] + xsq[j] - 2.0 * _matvec(x, rs, xj, exact)
                     better = new < d2[rs]
                     d2[rs] = np.where(better, np.maximum(new, 0.0), d2[rs])
                     assign[rs] = np.where(better, m, assign[rs])
             else:
                 for start in range(0, rows.shape[0], _GATHER_ROWS):  # bounded copies of x's rows
                     r = rows[start : start + _GATHER_ROWS]
-                    new = xsq[r] + xsq[j] - 2.0 * (x[r] @ xj)
+                    new = xsq[r] + xsq[j] - 2.0 * _matvec(x, r, xj, exact)
                     better = new < d2[r]
                     r = r[better]
                     d2[r] = np.maximum(new[better], 0.0)

@@ -122,27 +122,49 @@ class CoreSet:
     O(n) distance state, distances in blocks; with no labelled items the first pick is random.
     ``neighbors`` (a :mod:`pickwise.neighbors` search, e.g. ``FaissFlat()`` or ``FaissIVF()``) takes
     the initial distances of the pool to the labelled set, the part that grows with |L|; the
-    greedy loop (one O(n·d) pass per pick at most) is the same for every search. ``dtype="float32"``
-    stores the embeddings in float32 (half the memory and traffic; distances accumulate in float64).
+    greedy loop (one O(n·d) pass per pick at most) is the same for every search.
+
+    ``dtype``: how the embeddings are stored. "auto" (the default): as the model gives them,
+    float32 when ``model.embed`` returns float32 (a torch model, a float32 ``Precomputed``), else
+    float64 — never a float64 copy of float32 embeddings. "float32" / "float64" force one.
+    ``exact=True`` (the default) forms every distance in float64 even from float32 rows (widened a
+    small block at a time), so the picks equal those of the same values stored as float64 exactly,
+    at about the same speed; ``exact=False`` forms them in float32, about twice as fast per pick,
+    and may pick another item on near-ties (:func:`pickwise.select.kcenter_greedy`).
     """
 
     chunk_size: int = DEFAULT_CHUNK
-    dtype: str = "float64"
+    dtype: str = "auto"
     neighbors: Any = None
+    exact: bool = True
     needs: ClassVar[tuple[type, ...]] = (Embedder,)
 
     def __post_init__(self) -> None:
         check_positive_int("chunk_size", self.chunk_size)
-        check_dtype(self.dtype)
+        if self.dtype != "auto":
+            check_dtype(self.dtype)
+        if not isinstance(self.exact, (bool, np.bool_)):
+            raise ValueError(f"exact must be True or False; got {self.exact!r}")
         _check_neighbors(self.neighbors)
+
+    def storage(self, model: Any, x: Any, indices: np.ndarray) -> str:
+        """The storage dtype name: ``dtype``, or for "auto" the type of ``model.embed`` on the first
+        of ``indices`` ("float32" if it is float32, else "float64")."""
+        from ..utils import take
+
+        if self.dtype != "auto":
+            return self.dtype
+        first = np.asarray(model.embed(take(x, np.asarray(indices[:1], dtype=np.int64))))
+        return "float32" if first.dtype == np.float32 else "float64"
 
     def select(self, model: Any, x: Any, pool: Pool, k: int, *, rng: np.random.Generator) -> np.ndarray:
         k = check_selection(x, pool, k, rng)
         unl = pool.unlabeled
-        emb = gather_embeddings(model, x, unl, self.chunk_size, self.dtype)
-        lab = gather_embeddings(model, x, pool.labeled, self.chunk_size, self.dtype).reshape(-1, emb.shape[1])
+        dtype = self.storage(model, x, unl)
+        emb = gather_embeddings(model, x, unl, self.chunk_size, dtype)
+        lab = gather_embeddings(model, x, pool.labeled, self.chunk_size, dtype).reshape(-1, emb.shape[1])
         return unl[kcenter_greedy(emb, k, centres=lab, rng=rng, chunk_size=min(self.chunk_size, 1024),
-                                  neighbors=self.neighbors)]
+                                  neighbors=self.neighbors, exact=self.exact)]
 
     @property
     def name(self) -> str:
