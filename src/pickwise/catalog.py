@@ -295,6 +295,8 @@ def _stream_selectors() -> dict[str, Callable[..., Any]]:
     table: dict[str, Callable[..., Any]] = {
         "vessal": lambda **kw: s.VeSSAL(**_pick(kw, "q", "lam", "bias")),
         "vessal_pen": lambda **kw: s.VeSSAL(embedding="pen", **_pick(kw, "q", "lam", "bias")),
+        "vessal_paced": lambda **kw: s.PacedVeSSAL(**_pick(kw, "q", "lam", "bias")),
+        "vessal_paced_pen": lambda **kw: s.PacedVeSSAL(embedding="pen", **_pick(kw, "q", "lam", "bias")),
         "stream_uniform": lambda **kw: s.StreamUniform(**_pick(kw, "q")),
         "stream_uncertainty": lambda **kw: s.StreamUncertainty(**_pick(kw, "q", "window")),
     }
@@ -315,7 +317,8 @@ def stream_selector_names() -> list[str]:
 
 
 def make_stream_selector(name: str, **options: Any) -> Any:
-    """A stream selector by name (``vessal``, ``vessal_pen``, ``stream_uniform``, ``stream_uncertainty``,
+    """A stream selector by name (``vessal``, ``vessal_pen``, ``vessal_paced``, ``vessal_paced_pen``,
+    ``stream_uniform``, ``stream_uncertainty``,
     ``stream_least_confidence``/``_margin``/``_entropy``; the poster's ``pen``, ``unif``, ``conf`` too).
 
     Options passed on where the selector takes them: ``q`` (a fixed query rate), ``lam``, ``bias``,

@@ -4,6 +4,7 @@ Selectors decide item by item, for good (``observe``/``observe_many``), with one
 per item from the caller's ``rng``; their state goes through ``state_dict``/``load_state_dict``.
 
     sel = VeSSAL(q=0.05)                                   # or VeSSAL(budget=500, length=20_000)
+    # PacedVeSSAL(q=0.05): the same volume-sampling preference, a realised rate that holds q
     for record in stream_segments(lambda: make_net(), sel, x, y, order="pc", segment=2000,
                                   initial=100, budget=1000, evaluate=holdout, seed=0):
         print(record.segment, record.n_labels, record.metrics)
@@ -13,6 +14,7 @@ from .baselines import StreamUncertainty, StreamUniform
 from .features import KroneckerSketch, grad_features, pen_features, stream_features
 from .loop import SegmentRecord, load_segments, save_segments, stream_segments
 from .order import first_pc_scores, stream_order
+from .paced import PacedVeSSAL
 from .sources import (
     array_chunks,
     csv_chunks,
@@ -26,6 +28,7 @@ from .vessal import VeSSAL
 
 __all__ = [
     "VeSSAL",
+    "PacedVeSSAL",
     "StreamUniform",
     "StreamUncertainty",
     "KroneckerSketch",
