@@ -9,8 +9,12 @@ float32), one selection of ``--k`` by each method, timed in one run:
   only, no dashboard, no usage statistics, its own temp dir), timed separately for start-up and
   for sending the shards.
 
-Every engine's picks are checked to equal the reference's. Not a test; a run of the defaults takes
-about 2 minutes on 2 cores::
+Every engine's picks are checked to equal the reference's. Then the opt-in approximations on the
+local engine (pickwise.engine.approx): k-means|| for BADGE (``--kmp-rounds`` rounds, ℓ = 2k) and the
+two-round composable core-set, each against the exact selection: time, and quality on a seeded
+sample of 100,000 rows (k-means cost Σ min D² for BADGE's picks, covering radius from the labelled
+set for core-set's), as ratios to the exact picks' values. Not a test; a run of the defaults takes
+a few minutes on 2 cores::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distributed.py            # 1M × 64, k = 1000
     .venv/bin/python benchmarks/distributed.py --n 100000 --k 200 --shards 4
@@ -37,6 +41,8 @@ from pickwise.embeddings import GradEmbedding, gradient_factor
 from pickwise.engine import (
     LocalEngine,
     sharded_kcenter,
+    sharded_kcenter_two_round,
+    sharded_kmeans_parallel,
     sharded_kmeanspp,
     sharded_top_k,
 )
@@ -89,6 +95,7 @@ def main() -> None:
     ap.add_argument("--ray-cpus", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--kmp-rounds", type=int, default=5, help="k-means|| oversampling rounds (default 5)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -135,7 +142,50 @@ def main() -> None:
             row += f"{sec:10.3f} {sec / ref[method][1]:6.2f} "
             same.append(bool(np.array_equal(picks, ref[method][0])))
         print(row + f"  {all(same)}")
+    approximations(pool, args, labelled, ref)
     print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+def approximations(pool: dict[str, np.ndarray], args: argparse.Namespace, labelled: np.ndarray, ref: dict) -> None:
+    """k-means|| and the two-round core-set on the local engine against the exact picks."""
+    sample = np.random.default_rng(99).choice(args.n, size=min(args.n, 100_000), replace=False)
+    a, h = pool["a"][sample].astype(np.float64), pool["h"][sample].astype(np.float64)
+    sq = (a**2).sum(1) * (h**2).sum(1)
+
+    def kmeans_cost(picks: np.ndarray) -> float:
+        pa, ph = pool["a"][picks].astype(np.float64), pool["h"][picks].astype(np.float64)
+        psq = (pa**2).sum(1) * (ph**2).sum(1)
+        best = np.full(sample.shape[0], np.inf)
+        for lo in range(0, sample.shape[0], 4096):
+            sl = slice(lo, lo + 4096)
+            d = sq[sl, None] + psq[None, :] - 2 * (a[sl] @ pa.T) * (h[sl] @ ph.T)
+            best[sl] = d.min(axis=1)
+        return float(np.maximum(best, 0).sum())
+
+    def radius(picks: np.ndarray) -> float:
+        c = np.vstack([labelled, pool["h"][picks]]).astype(np.float64)
+        cc = (c**2).sum(1)
+        best = np.full(sample.shape[0], np.inf)
+        hh = (h**2).sum(1)
+        for lo in range(0, sample.shape[0], 4096):
+            sl = slice(lo, lo + 4096)
+            best[sl] = (hh[sl, None] + cc[None, :] - 2 * h[sl] @ c.T).min(axis=1)
+        return float(np.sqrt(np.maximum(best, 0).max()))
+
+    eng = LocalEngine.from_arrays(pool, n_shards=args.shards)
+    with progress_bars(False):
+        kmp, t_kmp = timed(lambda: sharded_kmeans_parallel(eng, args.k, rng=np.random.default_rng(args.seed),
+                                                           rounds=args.kmp_rounds))
+        two, t_two = timed(lambda: sharded_kcenter_two_round(eng, args.k, centres=labelled,
+                                                             rng=np.random.default_rng(args.seed), x="h"))
+    print(f"\napproximations on the local engine ({args.shards} shards), quality on {sample.shape[0]:,} sampled rows:")
+    print(f"{'method':32} {'s':>8} {'×exact s':>9} {'value':>12} {'÷ exact value':>14}")
+    c_exact, c_kmp = kmeans_cost(ref["BADGE"][0]), kmeans_cost(kmp)
+    print(f"{'BADGE k-means|| (r = ' + str(args.kmp_rounds) + ')':32} {t_kmp:8.2f} {t_kmp / ref['BADGE'][1]:9.2f} "
+          f"{c_kmp:12.4g} {c_kmp / c_exact:14.3f}   (k-means cost; exact {c_exact:.4g})")
+    r_exact, r_two = radius(ref["core-set"][0]), radius(two)
+    print(f"{'core-set two-round':32} {t_two:8.2f} {t_two / ref['core-set'][1]:9.2f} {r_two:12.4g} "
+          f"{r_two / r_exact:14.3f}   (covering radius; exact {r_exact:.4g})")
 
 
 if __name__ == "__main__":

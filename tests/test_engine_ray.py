@@ -115,6 +115,20 @@ def test_ray_engine_same_picks(ray_local, n_shards):
     assert ray_local.is_initialized()  # an engine that did not start Ray leaves it running
 
 
+def test_ray_engine_approximate_selection_equals_the_local_engine(ray_local):
+    """k-means|| and the two-round core-set: the local engine's picks with the same shards and seed."""
+    from pickwise.engine import RayEngine, sharded_kcenter_two_round, sharded_kmeans_parallel
+
+    a, h, _ = data(seed=2)
+    local = LocalEngine.from_arrays({"a": a, "h": h}, n_shards=3)
+    with RayEngine.from_arrays({"a": a, "h": h}, n_shards=3) as eng:
+        assert np.array_equal(sharded_kmeans_parallel(eng, 25, rng=np.random.default_rng(5), rounds=3),
+                              sharded_kmeans_parallel(local, 25, rng=np.random.default_rng(5), rounds=3))
+        lab = h[:4] + 0.5
+        assert np.array_equal(sharded_kcenter_two_round(eng, 25, centres=lab, rng=np.random.default_rng(5), x="h"),
+                              sharded_kcenter_two_round(local, 25, centres=lab, rng=np.random.default_rng(5), x="h"))
+
+
 def test_ray_engine_from_npy_files_and_errors(ray_local, tmp_path):
     from pickwise.engine import RayEngine
 

@@ -80,6 +80,9 @@ def test_engine_without_labelled_items_and_with_a_whole_shard_excluded(tmp_path)
         (["--strategy", "margin", "--shards", "2"], "--shards need --engine local or --engine ray"),
         (["--strategy", "margin", "--engine", "local", "--address", "127.0.0.1:1"],
          "--address '127.0.0.1:1' needs --engine ray"),
+        (["--strategy", "margin", "--approximate"], "--approximate need --engine local or --engine ray"),
+        (["--strategy", "margin", "--engine", "local", "--approximate"],
+         "--approximate is for --strategy badge (k-means||) or coreset (two-round); --strategy margin is exact"),
     ],
 )
 def test_engine_option_errors_are_one_line(tmp_path, capsys, extra, message):
@@ -118,3 +121,17 @@ def test_ray_missing_is_the_install_hint(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == (
         'pickwise select: error: the Ray engine needs ray: pip install "pickwise[distributed]"\n'
     )
+
+
+@pytest.mark.parametrize("strategy", ["badge", "coreset"])
+def test_approximate_selection_from_the_cli(tmp_path, strategy):
+    """--approximate: k distinct unlabelled, unexcluded picks, the same for the same seed and shards."""
+    paths = write_outputs(tmp_path)
+    for out in ("a.csv", "b.csv"):
+        assert select(paths, tmp_path / out, strategy, "--engine", "local", "--shards", "3", "--approximate") == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    rows = (tmp_path / "a.csv").read_text().splitlines()[1:]
+    picked = [int(r.split(",")[1]) for r in rows]
+    excluded = {int(v) for v in paths["exclude"].read_text().split()}
+    assert len(set(picked)) == len(picked) > 0
+    assert not set(picked) & (set(np.load(paths["labeled"]).tolist()) | excluded)

@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --engine ray: the Ray cluster to join (host:port, ray://host:port or auto); "
                           "default: start Ray on this machine, listening on 127.0.0.1 only")
     sel.add_argument("--shards", type=int, default=None, help="with --engine: shards of the pool (>= 1; default: 1)")
+    sel.add_argument("--approximate", action="store_true",
+                     help="with --engine, badge or coreset: a few rounds instead of k (badge: k-means||, coreset: "
+                          "the two-round composable core-set); NOT the plain picks (pickwise.engine.approx)")
     return parser
 
 
@@ -420,7 +423,8 @@ def _check_engine_options(args: argparse.Namespace) -> None:
     from .engine import ENGINE_STRATEGIES
 
     if args.engine is None:
-        given = [flag for flag, v in (("--shards", args.shards), ("--address", args.address)) if v is not None]
+        given = [flag for flag, v in (("--shards", args.shards), ("--address", args.address),
+                                      ("--approximate", args.approximate or None)) if v is not None]
         if given:
             raise ValueError(f"{' and '.join(given)} need --engine local or --engine ray")
         return
@@ -431,6 +435,9 @@ def _check_engine_options(args: argparse.Namespace) -> None:
     if args.strategy not in ENGINE_STRATEGIES:
         raise ValueError(f"--engine {args.engine} runs the strategies {', '.join(ENGINE_STRATEGIES)}; "
                          f"got --strategy {args.strategy!r}")
+    if args.approximate and args.strategy not in ("badge", "coreset"):
+        raise ValueError(f"--approximate is for --strategy badge (k-means||) or coreset (two-round); "
+                         f"--strategy {args.strategy} is exact already")
 
 
 def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool: Any, n_draws: int | None,
@@ -472,7 +479,8 @@ def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool:
 
     before = copy.deepcopy(rng)
     def run(eng: Any) -> np.ndarray:
-        return select_sharded(eng, args.strategy, args.k, rng=rng, n_draws=n_draws, centres=centres)
+        return select_sharded(eng, args.strategy, args.k, rng=rng, n_draws=n_draws, centres=centres,
+                              approximate=args.approximate)
 
     picks = pool.unlabeled[run_with_restarts(build, run, rng=rng)]
     if isinstance(strategy, ScoreBased):

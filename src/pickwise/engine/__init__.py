@@ -6,6 +6,8 @@
 * :func:`sharded_top_k`, :func:`sharded_kmeanspp` (BADGE), :func:`sharded_kcenter` (core-set):
   exact, with the picks of :func:`pickwise.select.top_k`, :func:`~pickwise.select.kmeanspp_seeding`
   and :func:`~pickwise.select.kcenter_greedy` on the concatenated shards.
+* :func:`sharded_kmeans_parallel` (k-means||) and :func:`sharded_kcenter_two_round` (composable
+  core-set): opt-in approximations in a few rounds instead of k (:mod:`pickwise.engine.approx`).
 * :func:`select_sharded`: the catalog strategies of :data:`ENGINE_STRATEGIES` over precomputed
   outputs (``pickwise select --engine``); :func:`run_with_restarts` reruns a selection from the
   start on a rebuilt engine when a shard is lost.
@@ -24,6 +26,7 @@ from typing import Any
 from .base import Engine, Loader, NpyLoader, npy_loaders, shard_bounds, split_arrays
 from .local import LocalEngine
 from .precomputed import ENGINE_STRATEGIES, run_with_restarts, select_sharded
+from .approx import sharded_kcenter_two_round, sharded_kmeans_parallel
 from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "select_sharded",
     "shard_bounds",
     "sharded_kcenter",
+    "sharded_kcenter_two_round",
+    "sharded_kmeans_parallel",
     "sharded_kmeanspp",
     "sharded_top_k",
     "split_arrays",

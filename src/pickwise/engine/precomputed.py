@@ -135,6 +135,7 @@ def select_sharded(
     n_draws: int | None = None,
     centres: np.ndarray | None = None,
     on_pick: Callable[[int], None] | None = None,
+    approximate: bool = False,
 ) -> np.ndarray:
     """Positions (in the sharded pool) of ``strategy``'s ``k`` picks, in pick order.
 
@@ -152,13 +153,22 @@ def select_sharded(
     centres : ndarray of shape (m, d), optional
         ``coreset``: the labelled items' embeddings.
     on_pick : callable, optional
-        ``badge`` and ``coreset``: ``on_pick(t)`` after pick t.
+        ``badge`` and ``coreset``: ``on_pick(t)`` after pick t (exact selection only).
+    approximate : bool
+        ``badge``: k-means|| instead of exact k-means++; ``coreset``: the two-round composable
+        core-set instead of exact greedy (:mod:`pickwise.engine.approx`: a few rounds instead of
+        k, not the single-machine picks). Refused for the other strategies.
 
     Returns
     -------
     ndarray of shape (k,), int64
     """
     needed_arrays(strategy)  # refuses a strategy without an engine path
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise ValueError(f"approximate must be True or False; got {approximate!r}")
+    if approximate and strategy not in ("badge", "coreset"):
+        raise ValueError(f"approximate selection exists for badge (k-means||) and coreset (two-round); "
+                         f"strategy {strategy!r} is exact already")
     if strategy in PROBA_STRATEGIES:
         return sharded_top_k(engine, k, rng=rng, score=ProbaScore(strategy))
     if strategy in MC_STRATEGIES:
@@ -169,12 +179,20 @@ def select_sharded(
     try:
         if strategy == "badge":
             _raise_first(engine.map(_grad_init))
+            if approximate:
+                from .approx import sharded_kmeans_parallel
+
+                return sharded_kmeans_parallel(engine, k, rng=rng, a="_pw_a", h="_pw_h")
             return sharded_kmeanspp(engine, k, rng=rng, a="_pw_a", h="_pw_h", on_pick=on_pick)
         _raise_first(engine.map(_x_init))
         if centres is not None:
             centres = np.asarray(centres, dtype=np.float64)
             if centres.shape[0] == 0:
                 centres = None
+        if approximate:
+            from .approx import sharded_kcenter_two_round
+
+            return sharded_kcenter_two_round(engine, k, centres=centres, rng=rng, x="_pw_x", chunk_size=1024)
         return sharded_kcenter(engine, k, centres=centres, rng=rng, x="_pw_x", chunk_size=1024, on_pick=on_pick)
     finally:
         engine.map(_drop_pw)
