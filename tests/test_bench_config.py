@@ -105,8 +105,13 @@ def test_load_grid_reads_toml(tmp_path):
 def test_the_paper_grid_is_valid():
     from pathlib import Path
 
-    g = load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "paper.toml")
-    assert len(g) == 585 and g.description
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    g = load_grid(root / "paper.toml")
+    assert len(g) == 675 and g.description
+    assert {c.options.get("protocol") for c in g.cells if c.kind == "stream"} == {"official"}
+    for name, runs in (("paper_stream.toml", 216), ("paper_rescan.toml", 16)):
+        g = load_grid(root / name)
+        assert len(g) == runs and g.description, name
 
 
 def test_name_tables():

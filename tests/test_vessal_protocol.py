@@ -145,7 +145,7 @@ def test_records_of_another_protocol_are_refused(data):
 
 
 def test_protocol_is_checked(data):
-    with pytest.raises(ValueError, match="protocol must be one of official, global; got 'paper'"):
+    with pytest.raises(ValueError, match="protocol must be one of official, global, rescan; got 'paper'"):
         run(data, "paper")
     with pytest.raises(ValueError, match="protocol='official' restarts"):
         run(data, "official", budget=None, template=VeSSAL(budget=20, length=N - INIT))
@@ -186,5 +186,66 @@ def test_grid_protocol_key():
     assert "protocol" not in plain.options  # absent: the cell's id is what it was before the key existed
     assert official.options["protocol"] == "official"
     assert len({plain.id, official.id, global_.id}) == 3
-    with pytest.raises(ConfigError, match=r"stream_options.protocol = 'paper': must be one of 'official', 'global'"):
+    with pytest.raises(ConfigError,
+                       match=r"stream_options.protocol = 'paper': must be one of 'official', 'global', 'rescan'"):
         parse_grid({**GRID, "stream_options": {"protocol": "paper"}})
+
+
+def rescan_reference(data, records, *, seed=3, budget=30, template=None):
+    """Plain re-run of "rescan": round s refits on the recorded labels, then a fresh selector with the
+    round's budget share k_s scans every stream item not yet labelled, in arrival order."""
+    x, y = data
+    _, initial, stream = setting(data, seed)
+    length = stream.size
+    labels = list(initial)
+    out = []
+    for s in range(1, len(records)):
+        model = Centroid().fit(x[labels], y[labels], seed=fit_seed(seed, s - 1))
+        items = stream[~np.isin(stream, labels)]
+        lo, hi = (s - 1) * SEG, min(s * SEG, length)
+        k = min(int(np.floor(budget * hi / length)) - int(np.floor(budget * lo / length)), items.size)
+        sel = (template or VeSSAL()).clone(q=None, budget=k, length=items.size)
+        chosen = sel.observe_many(sel.featurize(model, x[items]), rng=derive_rng(seed, 3, s))
+        out.append((k, items.size, tuple(int(i) for i in items[chosen])))
+        labels += list(items[chosen])
+    return out
+
+
+@pytest.mark.parametrize("template", [VeSSAL(q=0.5), StreamUniform(q=0.5)])
+def test_rescan_scans_every_unlabelled_item_each_round(data, template):
+    recs = run(data, "rescan", template=template)
+    ref = rescan_reference(data, recs, template=template)
+    assert [r.queried for r in recs[1:]] == [q for _, _, q in ref]
+    _, _, stream = setting(data, 3)
+    scanned, used = 0, 0
+    for r, (k, n_scan, _) in zip(recs[1:], ref):
+        assert r.window == n_scan == stream.size - used  # everything not yet labelled
+        scanned += r.window
+        assert r.items_seen == scanned and r.protocol == "rescan"
+        assert r.target_rate == pytest.approx(k / n_scan)
+        assert r.queries <= k
+        used += r.queries
+    if isinstance(template, StreamUniform):  # the adaptive rate reaches 1 when needed: exactly k_s per round
+        assert [r.queries for r in recs[1:]] == [k for k, _, _ in ref]
+    # round 1 may take items from anywhere in the stream, not only from its first window
+    late = set(setting(data, 3)[2][SEG:].tolist())
+    assert any(i in late for r in recs[1:2] for i in r.queried)
+
+
+def test_rescan_resumes_to_the_uninterrupted_run(data, tmp_path):
+    whole = run(data, "rescan")
+    for cut in (1, 2, len(whole) - 1):
+        rest = run(data, "rescan", resume=whole[:cut])
+        assert [r.outcome() for r in whole[:cut] + rest] == [r.outcome() for r in whole]
+    with pytest.raises(ValueError, match="protocol='rescan'.*protocol='official'"):
+        run(data, "official", resume=whole[:2])
+
+
+def test_cli_and_grid_take_rescan(tmp_path, capsys):
+    base = ["stream", "--dataset", "digits", "--max-train", "300", "--initial", "20", "--budget", "40", "--segment",
+            "70", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--no-progress", "--protocol", "rescan"]
+    assert main(base) == 0
+    (path,) = tmp_path.glob("stream_digits_vessal_iid_seed0_rescan_*.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["window"] for r in rows[1:3]] == [280, 280 - rows[1]["queries"]]
+    assert parse_grid({**GRID, "stream_options": {"protocol": "rescan"}}).cells[0].options["protocol"] == "rescan"

@@ -205,10 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--segment", type=int, default=5000, help="items per window; retrain after each (default: 5000)")
     st.add_argument("--order", default="iid", choices=("iid", "pc", "class"),
                     help="arrival order: iid, pc (sorted by first principal component), class (default: iid)")
-    st.add_argument("--protocol", default="official", choices=("official", "global"),
-                    help="official (the VeSSAL authors' code): a fresh selector every window with its share of "
-                    "--budget (budget × window / stream length); global: one selector carried across the "
-                    "retrains, one budget over the whole stream at the adaptive rate (default: official)")
+    st.add_argument("--protocol", default="official", choices=("official", "global", "rescan"),
+                    help="official (the VeSSAL authors' code, --single_pass): a fresh selector every window with "
+                    "its share of --budget (budget × window / stream length); global: one selector carried across "
+                    "the retrains, one budget over the whole stream at the adaptive rate; rescan (the authors' "
+                    "default mode): every round scans all unlabelled stream items with a fresh selector and the "
+                    "round's share of --budget, the rounds being ⌈stream / --segment⌉ (default: official)")
     st.add_argument("--seed", type=int, default=0, help="seed of the order, initial labels and training (default: 0)")
     st.add_argument("--out", default="runs", help="output folder (default: runs)")
     st.add_argument("--no-progress", action="store_true", help="no progress bar")

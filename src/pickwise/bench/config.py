@@ -403,7 +403,7 @@ LIMITS: Mapping[str, Spec] = MappingProxyType({
     "stream_options.lam": Spec("float", 0.0, 1e6, open_low=True),
     "stream_options.bias": Spec("bool"),
     "stream_options.reset_selector": Spec("bool"),
-    "stream_options.protocol": Spec("choice", choices=("official", "global")),
+    "stream_options.protocol": Spec("choice", choices=("official", "global", "rescan")),
     "data.test_size": Spec("float", 0.0, 1.0, open_low=True, open_high=True),
     "data.split_seed": Spec("int", 0, 2**32 - 1),
 })

@@ -48,9 +48,12 @@ def pool_from(run: Any, done: list[Any]) -> Pool:
         raise ValueError(
             f"resume: record 0 has {done[0].n_labels} labels but this run starts with {run.initial.shape[0]}"
         )
+    scanned = 0
     for r in done[1:]:
-        window = run.window(r.segment)
-        if window.shape[0] == 0 or r.items_seen != (r.segment - 1) * run.segment + window.shape[0]:
+        window = run.items(r.segment, pool.labeled)
+        scanned += window.shape[0]
+        expected = scanned if run.protocol == "rescan" else (r.segment - 1) * run.segment + window.shape[0]
+        if window.shape[0] == 0 or r.window != window.shape[0] or r.items_seen != expected:
             raise ValueError(f"resume: segment {r.segment} does not fit this stream (settings or data differ)")
         q = np.asarray(r.queried, dtype=np.int64)
         if not np.all(np.isin(q, window)):
@@ -66,7 +69,9 @@ def restore(run: Any, done: list[Any]) -> tuple[Any, Any, Pool]:
     last = done[-1].segment
     if last >= run.n_segments:
         return None, None, pool
-    if run.fresh_each_window:
+    if run.protocol == "rescan":
+        selector = None  # the loop builds each round's selector for the items it scans
+    elif run.fresh_each_window:
         selector = run.fresh(last + 1, pool.n_labeled - run.initial.shape[0])
     else:
         selector = run.selector(0, 0)

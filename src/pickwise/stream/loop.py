@@ -8,13 +8,20 @@ every window so far) and evaluated. A shortfall is never filled from outside the
 
 Protocols (``protocol``), named for what they do:
 
-* ``"official"`` (the default; the VeSSAL authors' code, which produced the paper's numbers): a fresh
+* ``"official"`` (the default; the VeSSAL authors' code in its ``--single_pass`` mode): a fresh
   selector for every window — state (VeSSAL's Σ̂⁻¹ and A_t) and counters reset — with its own budget
   k_s. With ``budget`` B the windows share it in proportion to their length,
   k_s = ⌊B·e_s/L⌋ − ⌊B·b_s/L⌋ (window s holds stream positions b_s .. e_s of L; equal windows get
   B/#windows each), and within the window the rate is adaptive, (k_s − queried)/(items left in the
   window), which starts at k_s / window — the authors' ``ideal_rate`` per round. Without ``budget``
   each window's fresh selector runs at its own fixed rate q.
+* ``"rescan"`` (the default mode of the authors' run.py, as their README runs it: without
+  ``--single_pass``): round s scans EVERY stream item still unlabelled, in arrival order (sorted by
+  the first principal component for "pc"), with a fresh selector and the round's budget k_s (the
+  shares of "official"), so the rate is k_s / (unlabelled items), about k / N; items passed over come
+  back in the next round. ``segment`` only sets the number of rounds, ⌈stream / segment⌉. Unlike the
+  authors' code (``fill_random``), a shortfall is not filled with random items: the record shows it.
+  Not a single pass over a stream: use it to compare with the paper's numbers.
 * ``"global"`` (pickwise's reading of the single-stream algorithm): one selector carried across
   the retrains (A_t over all items seen, Σ̂⁻¹ over every label chosen) spending one budget over
   the whole stream at the adaptive rate (B − queried)/(stream items left). ``reset_selector``
@@ -67,7 +74,7 @@ from .order import stream_order
 __all__ = ["SegmentRecord", "stream_segments", "save_segments", "load_segments", "PROTOCOLS"]
 
 #: the stream protocols of ``stream_segments`` (see the module doc)
-PROTOCOLS = ("official", "global")
+PROTOCOLS = ("official", "global", "rescan")
 
 
 def _jsonable(value: Any) -> Any:
@@ -115,8 +122,9 @@ class SegmentRecord:
         The rate the selector aimed at for this window: its rate for the window's first item
         (None for segment 0, and for records written before the field existed).
     protocol : str or None
-        "official" or "global" (see the module doc); None in records written before it existed
-        (those were "global").
+        "official", "global" or "rescan" (see the module doc); None in records written before it
+        existed (those were "global"). Under "rescan" ``window`` is the number of items the round
+        scanned and ``items_seen`` the total scanned so far.
     """
 
     segment: int
@@ -261,7 +269,7 @@ class _Run:
     @property
     def fresh_each_window(self) -> bool:
         """Whether every window starts with a fresh selector (no state carried, no checkpoint)."""
-        return self.protocol == "official" or self.reset_selector
+        return self.protocol in ("official", "rescan") or self.reset_selector
 
     def window_budget(self, s: int) -> int:
         """k_s, window ``s``'s share of the budget under "official": ⌊B·e_s/L⌋ − ⌊B·b_s/L⌋."""
@@ -276,13 +284,22 @@ class _Run:
             return self.template.clone()
         return self.template.clone(q=None, budget=self.budget - used, length=self.stream.shape[0] - seen)
 
-    def fresh(self, s: int, used: int) -> Any:
-        """The selector that starts window ``s`` afresh, ``used`` stream queries made before it."""
+    def items(self, s: int, labeled: np.ndarray) -> np.ndarray:
+        """The stream items decided on in round ``s``: its window, or under "rescan" every stream item
+        not in ``labeled``, in arrival order."""
+        if self.protocol == "rescan":
+            return self.stream[~np.isin(self.stream, labeled)]
+        return self.window(s)
+
+    def fresh(self, s: int, used: int, n_scan: int | None = None) -> Any:
+        """The selector that starts window ``s`` afresh, ``used`` stream queries made before it
+        (``n_scan``: the items round ``s`` scans under "rescan")."""
         if self.protocol == "global":
             return self.selector((s - 1) * self.segment, used)
         if self.budget is None:
             return self.template.clone()
-        return self.template.clone(q=None, budget=self.window_budget(s), length=self.window(s).shape[0])
+        length = self.window(s).shape[0] if n_scan is None else n_scan
+        return self.template.clone(q=None, budget=min(self.window_budget(s), length), length=length)
 
     def fit(self, pool: Pool, s: int) -> tuple[Any, float]:
         model = self.make_model()
@@ -291,8 +308,8 @@ class _Run:
         fitted = model.fit(take(self.x, lab), pool.labels[lab], seed=fit_seed(self.seed, s))
         return (model if fitted is None else fitted), time.perf_counter() - start
 
-    def decide(self, selector: Any, model: Any, s: int) -> tuple[np.ndarray, float, float]:
-        window = self.window(s)
+    def decide(self, selector: Any, model: Any, s: int, window: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+        window = self.window(s) if window is None else window
         rng = derive_rng(self.seed, 3, s)
         parts, embed_s, select_s = [], 0.0, 0.0
         for sl in chunks(window.shape[0], self.chunk_size):
@@ -388,10 +405,12 @@ def stream_segments(
         selector's own rate applies.
     evaluate : callable model → dict, optional
     seed : int
-    protocol : {"official", "global"}
-        "official" (default; the VeSSAL authors' code, which produced the paper's experiments): a
-        fresh selector and budget k_s every window. "global": one selector carried across the
-        retrains and one budget over the stream (pickwise's carried-state variant). See the module doc.
+    protocol : {"official", "global", "rescan"}
+        "official" (default; the VeSSAL authors' code with ``--single_pass``): a fresh selector and
+        budget k_s every window. "global": one selector carried across the retrains and one budget
+        over the stream (pickwise's carried-state variant). "rescan" (the authors' default mode):
+        every round scans all unlabelled stream items with a fresh selector and budget k_s. See the
+        module doc.
     reset_selector : bool
         Only with "global": a fresh selector every window (state reset), with the remaining budget
         over the remaining stream when ``budget`` is given. False: one selector sees the whole
@@ -416,9 +435,9 @@ def stream_segments(
             raise TypeError(f"{type(selector).__name__} lacks {attr}(); use a pickwise stream selector")
     if budget is None and getattr(selector, "q", None) is None and getattr(selector, "budget", None) is None:
         raise ValueError(f"{selector!r} has no rate: give it q (or budget and length), or pass budget= here")
-    if protocol == "official" and budget is None and getattr(selector, "q", None) is None:
+    if protocol in ("official", "rescan") and budget is None and getattr(selector, "q", None) is None:
         raise ValueError(
-            f"protocol='official' restarts {selector!r} every window, and its budget/length span one stream: "
+            f"protocol={protocol!r} restarts {selector!r} every window, and its budget/length span one stream: "
             "pass budget= here (shared out over the windows) or give the selector a fixed rate q"
         )
     n = n_items(x)
@@ -461,27 +480,35 @@ def _segments(run: _Run, done: list[SegmentRecord]) -> Iterator[SegmentRecord]:
             if bar is not None:
                 bar.update(1)
             yield rec
-            selector = run.fresh(1, 0)
+            selector = None if run.protocol == "rescan" else run.fresh(1, 0)
         else:
             model, selector, pool = restore(run, done)
             preds = stop_predictions(model, run.x, stop_idx)
+        scanned = sum(r.window for r in done[1:])
         for s in range(len(done), run.n_segments + 1):
             seen = (s - 1) * run.segment
             used = pool.n_labeled - run.initial.shape[0]
-            if run.fresh_each_window and s > 1:
+            items = run.items(s, pool.labeled)
+            if run.protocol == "rescan":
+                if items.shape[0] == 0:
+                    break  # every stream item is labelled
+                selector = run.fresh(s, used, items.shape[0])
+            elif run.fresh_each_window and s > 1:
                 selector = run.fresh(s, used)
             target = target_rate(selector)
-            queried, embed_s, select_s = run.decide(selector, model, s)
+            queried, embed_s, select_s = run.decide(selector, model, s, items)
             if run.checkpoint is not None and not run.fresh_each_window:
                 save_checkpoint(run.checkpoint, run.fingerprint, selector, s)
             if queried.size:
                 pool = pool.label(queried, run.oracle(queried), round=s)
             model, fit_s = run.fit(pool, s)
-            window = run.window(s).shape[0]
+            window = items.shape[0]
+            scanned += window
             prev, preds = preds, stop_predictions(model, run.x, stop_idx)
             kappas.append(prediction_kappa(prev, preds))
             rec = SegmentRecord(
-                s, seen + window, window, int(queried.size), pool.n_labeled, queried.size / window,
+                s, scanned if run.protocol == "rescan" else seen + window, window, int(queried.size), pool.n_labeled,
+                queried.size / window,
                 run.metrics(model), fit_s, embed_s, select_s, tuple(int(i) for i in queried),
                 kappas[s], stop_round(kappas), target, run.protocol,
             )
