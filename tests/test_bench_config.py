@@ -107,7 +107,7 @@ def test_the_paper_grid_is_valid():
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
     g = load_grid(root / "paper.toml")
-    assert len(g) == 675 and g.description
+    assert len(g) == 225 and g.description
     assert {c.options.get("protocol") for c in g.cells if c.kind == "stream"} == {"official"}
     for name, runs in (("paper_stream.toml", 216), ("paper_rescan.toml", 16)):
         g = load_grid(root / name)
