@@ -110,14 +110,52 @@ def test_cli_refusals(tmp_path, capsys, extra, message):
 GRID = {"datasets": ["digits"], "batch_sizes": [10], "rounds": 2, "seeds": 1, "initial": 20, "strategies": ["random"]}
 
 
-def test_old_cell_ids_unchanged():
-    """Ids recorded by the version before initial_strategy/encoder existed (benchmarks/paper.toml, small.toml)."""
+#: benchmarks/paper.toml as it was when /work/results/paper was recorded (the grid has changed since)
+PAPER_V1 = """
+name = "paper"
+description = "v1"
+seeds = 5
+initial = 100
+models = ["mlp"]
+datasets = ["mnist", "fashion-mnist", "letter", "pendigits", "optdigits"]
+max_train = 4000
+max_test = 2000
+strategies = ["random", "least_confidence", "margin", "entropy", "coreset", "badge", "bald"]
+stream = ["vessal", "vessal_pen", "stream_uniform"]
+orders = ["iid", "pc"]
+strategy_options = { n_draws = 20 }
+
+[training]
+hidden = 64
+dropout = 0.2
+epochs = 100
+max_steps = 200
+batch_size = 64
+lr = 1e-3
+stop_at_train_accuracy = 0.99
+
+[[grid]]
+batch_sizes = [100]
+rounds = 8
+
+[[grid]]
+batch_sizes = [1000]
+datasets = ["mnist", "fashion-mnist", "letter", "pendigits"]
+max_train = 10000
+rounds = 5
+training = { max_steps = 500 }
+"""
+
+
+def test_old_cell_ids_unchanged(tmp_path):
+    """Ids recorded by the version before initial_strategy/encoder existed (the first paper grid, small.toml)."""
     from pathlib import Path
 
     from pickwise.bench.config import load_grid
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
-    paper = [c.id for c in load_grid(root / "paper.toml").cells]
+    (tmp_path / "paper_v1.toml").write_text(PAPER_V1)
+    paper = [c.id for c in load_grid(tmp_path / "paper_v1.toml").cells]
     assert paper[0] == "mnist_mlp_random_k100_s0_8598b3dbb3"
     assert paper[-1] == "pendigits_mlp_stream_uniform_pc_k1000_s4_dd3396c0be"
     small = [c.id for c in load_grid(root / "small.toml").cells]
