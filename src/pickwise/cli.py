@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "that need MC draws then choose among these M items only, the others keep --probs/--embeddings")
     sel.add_argument("--member-probs", metavar="FILE.npy", help="committee members' probabilities, shape (M, N, K): "
                      "M members first, each covering every item (qbc: vote entropy; qbc_kl: KL to the consensus)")
+    sel.add_argument("--parquet", metavar="SOURCE", help="the outputs as Parquet instead of .npy files: a file or a "
+                     "folder of *.parquet with columns id and any of probs, embeddings (fixed-size lists), mc_probs "
+                     "(T·K per item; pickwise.engine.parquet, as `pickwise score` writes them)")
     sel.add_argument("--labeled", help="absolute indices already labelled, shape (m,) integers")
     sel.add_argument("--ids", help="your id of every item, in row order: ids.npy, ids.txt (one a line), ids.csv "
                      "(column 'id', else the first), or an image folder (its file names); default: the row index")
@@ -355,10 +358,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     _check_options(args)
     _check_engine_options(args)
-    arrays = {name: load_npy(getattr(args, name)) for name in ("probs", "embeddings", "mc_probs", "member_probs")}
+    if args.parquet is not None:
+        arrays, ids = _parquet_outputs(args)
+    else:
+        arrays = {name: load_npy(getattr(args, name)) for name in ("probs", "embeddings", "mc_probs", "member_probs")}
+        ids = read_ids(args.ids) if args.ids else None
     if all(v is None for v in arrays.values()):
         raise ValueError("give the outputs to choose from: --probs, --embeddings, --mc-probs and/or --member-probs")
-    ids = read_ids(args.ids) if args.ids else None
     given = {k: v for k, v in arrays.items() if v is not None}
     mc_ids = None
     if args.mc_ids is not None:
@@ -420,6 +426,29 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parquet_outputs(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """``select --parquet``: the arrays and ids of a Parquet source (pickwise.engine.parquet's layout)."""
+    from .engine.parquet import parquet_files, read_outputs
+
+    given = [f"--{n.replace('_', '-')}" for n in ("probs", "embeddings", "mc_probs", "member_probs", "ids", "mc_ids")
+             if getattr(args, n) is not None]
+    if given:
+        raise ValueError(f"--parquet {args.parquet} holds the outputs and the ids; drop {' and '.join(given)}")
+    import pyarrow.parquet as pq
+
+    names = set(pq.ParquetFile(parquet_files(args.parquet)[0]).schema_arrow.names)
+    if "id" not in names:
+        raise ValueError(f"--parquet {args.parquet} has no column 'id' (it has {', '.join(sorted(names))})")
+    cols = ["id", *[c for c in ("probs", "embeddings", "mc_probs") if c in names]]
+    out = read_outputs(args.parquet, cols)
+    ids = [str(i) for i in out.pop("id").tolist()]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"--parquet {args.parquet} repeats ids (each item needs one row)")
+    arrays: dict[str, Any] = {"probs": None, "embeddings": None, "mc_probs": None, "member_probs": None}
+    arrays.update(out)
+    return arrays, ids
+
+
 def _check_engine_options(args: argparse.Namespace) -> None:
     """``pickwise select``'s engine options: known strategy, --shards >= 1, --address only with Ray."""
     from .engine import ENGINE_STRATEGIES
@@ -454,14 +483,25 @@ def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool:
     from .protocols import ScoreBased
 
     need = needed_arrays(args.strategy)
-    missing = [f"--{name.replace('_', '-')}" for name in need if getattr(args, name) is None]
-    if missing:
-        raise ValueError(f"--strategy {args.strategy} with --engine needs {' and '.join(missing)}")
+    if args.parquet is not None:
+        missing = [name for name in need if getattr(model, name, None) is None]
+        if missing:
+            raise ValueError(f"--strategy {args.strategy} with --engine needs the column {missing[0]!r} in "
+                             f"--parquet {args.parquet}")
+    else:
+        missing = [f"--{name.replace('_', '-')}" for name in need if getattr(args, name) is None]
+        if missing:
+            raise ValueError(f"--strategy {args.strategy} with --engine needs {' and '.join(missing)}")
     shards = args.shards or 1
     if shards > model.n:
         raise ValueError(f"--shards {shards} exceeds the {model.n} items of the pool")
-    loaders = npy_loaders({name: getattr(args, name) for name in need}, shards, exclude=pool.labeled,
-                          index="index", axis1=("mc_probs",))
+    if args.parquet is not None:  # each shard reads only the row groups holding its rows
+        from .engine.parquet import parquet_loaders
+
+        loaders = parquet_loaders(args.parquet, need, shards, exclude=pool.labeled, index="index")
+    else:
+        loaders = npy_loaders({name: getattr(args, name) for name in need}, shards, exclude=pool.labeled,
+                              index="index", axis1=("mc_probs",))
     centres = model.embed(pool.labeled) if args.strategy == "coreset" and pool.n_labeled else None
 
     def build() -> Any:
