@@ -134,6 +134,23 @@ class StreamSelectorBase:
         u = rng.random(rows.shape[0])
         return self._observe_block(rows, u)
 
+    def observe_uniforms(self, z: Any, u: Any) -> np.ndarray:
+        """Decisions for ``n`` items with their coin flips given: ``u`` of shape (n,), values in [0, 1).
+
+        ``observe_many(z, rng=rng)`` is ``observe_uniforms(z, rng.random(n))``; passing the uniforms
+        lets a caller tie each item's coin to the item itself (``pickwise.stream.partitioned.id_uniforms``),
+        so a replayed item gets the same flip whatever the partitioning or the restarts.
+        """
+        rows = self._validate(z)
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape != (rows.shape[0],):
+            raise ValueError(f"u must have shape ({rows.shape[0]},), one uniform per item; got shape {u.shape}")
+        if not np.all((u >= 0.0) & (u < 1.0)):
+            bad = u[~((u >= 0.0) & (u < 1.0))][0]
+            raise ValueError(f"u must hold uniforms in [0, 1); got {bad!r}")
+        self._check_room(rows.shape[0])
+        return self._observe_block(rows, u)
+
     def _validate(self, z: Any) -> np.ndarray:
         return self._as_rows(z, None)
 
