@@ -74,7 +74,7 @@ def test_engine_without_labelled_items_and_with_a_whole_shard_excluded(tmp_path)
     [
         (["--strategy", "random", "--engine", "local"],
          ("--engine local runs the strategies least_confidence, margin, entropy, bald, variation_ratio, mean_std, "
-          "max_entropy, badge, coreset; got --strategy 'random'")),
+          "max_entropy, badge, coreset, dbal; got --strategy 'random'")),
         (["--strategy", "margin", "--engine", "local", "--shards", "0"], "--shards must be >= 1; got 0"),
         (["--strategy", "margin", "--engine", "local", "--shards", "91"], "--shards 91 exceeds the 90 items"),
         (["--strategy", "margin", "--shards", "2"], "--shards need --engine local or --engine ray"),

@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="select over the pool in shards, each reading its own rows of the .npy files: 'local' "
                           "(this process) or 'ray' (one Ray actor per shard; pip install \"pickwise[distributed]\"); "
                           "the same picks as without --engine. Strategies: least_confidence, margin, entropy, bald, "
-                          "variation_ratio, mean_std, max_entropy, badge, coreset")
+                          "variation_ratio, mean_std, max_entropy, badge, coreset, dbal")
     sel.add_argument("--address", default=None,
                      help="with --engine ray: the Ray cluster to join (host:port, ray://host:port or auto); "
                           "default: start Ray on this machine, listening on 127.0.0.1 only")

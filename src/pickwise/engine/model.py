@@ -12,7 +12,9 @@ the generator's state after them — are those of the single-machine path:
   shards, then :func:`~pickwise.engine.sharded_kmeanspp`;
 * :class:`~pickwise.strategies.CoreSet`: the strategy's embeddings (its storage dtype and
   ``exact`` rule) in shards and the labelled items' embeddings as centres, then
-  :func:`~pickwise.engine.sharded_kcenter`.
+  :func:`~pickwise.engine.sharded_kcenter`;
+* :class:`~pickwise.strategies.DBAL`: its informativeness scores in shards, the top ⌈β·k⌉ by
+  :func:`~pickwise.engine.sharded_top_k`, then the weighted k-means on the driver over those items only.
 
 Other strategies are refused with the list above. A lost shard (a Ray actor that died) reruns the
 selection from the start on a rebuilt engine (:func:`~pickwise.engine.run_with_restarts`).
@@ -33,7 +35,8 @@ from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
 __all__ = ["ENGINE_STRATEGY_KINDS", "engine_builder", "select_on_engine"]
 
 #: what runs on an engine, in words (errors name it)
-ENGINE_STRATEGY_KINDS = "score-based strategies (uncertainty, MC dropout, EGL, QBC, density, ...), badge and coreset"
+ENGINE_STRATEGY_KINDS = ("score-based strategies (uncertainty, MC dropout, EGL, QBC, density, ...), badge, coreset "
+                         "and dbal")
 
 BuildEngine = Callable[[Mapping[str, np.ndarray]], Engine]
 
@@ -62,7 +65,7 @@ def select_on_engine(
     from .._validation import check_selection
     from ..precomputed import natural_values
     from ..protocols import ScoreBased
-    from ..strategies import BADGE, CoreSet
+    from ..strategies import BADGE, DBAL, CoreSet
     from ..strategies._base import gather_embeddings
 
     k = check_selection(x, pool, k, rng)
@@ -73,6 +76,21 @@ def select_on_engine(
                                 lambda eng: sharded_top_k(eng, k, rng=rng, score="score"), rng=rng)
         return unl[pos], scores[pos], scores
     before = copy.deepcopy(rng)
+    if isinstance(strategy, DBAL):
+        import math
+
+        from ..select import weighted_kmeans_select
+        from ..strategies._base import proba_scores, resolve_score
+
+        s = proba_scores(model, x, unl, resolve_score(strategy.score), strategy.chunk_size)
+        m = min(unl.shape[0], math.ceil(strategy.beta * k))
+        keep = run_with_restarts(lambda: build({"score": s}),
+                                 lambda eng: sharded_top_k(eng, m, rng=rng, score="score"), rng=rng)
+        emb = gather_embeddings(model, x, unl[keep], strategy.chunk_size, strategy.dtype)
+        pos = keep[weighted_kmeans_select(emb, s[keep], k, rng=rng, n_init=strategy.n_init,
+                                          max_iter=strategy.max_iter)]
+        picks = unl[np.asarray(pos, dtype=np.int64)]
+        return picks, natural_values(strategy, model, x, pool, picks, rng=before), None
     if isinstance(strategy, BADGE):
         emb = strategy.embedding(model, x, unl)
         arrays = {"a": emb.a, "h": emb.h}

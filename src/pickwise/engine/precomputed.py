@@ -14,7 +14,9 @@ model, with ``rng`` consumed the same way:
 * ``badge``: the factored gradient embedding (a = p − e_ŷ, h = embeddings, float64) built on each
   shard, then :func:`~pickwise.engine.sharded_kmeanspp`;
 * ``coreset``: :func:`~pickwise.engine.sharded_kcenter` on the embeddings (float64), from the
-  labelled items' embeddings as centres.
+  labelled items' embeddings as centres;
+* ``dbal``: the top ⌈β·k⌉ margin scores by :func:`~pickwise.engine.sharded_top_k`, those items'
+  embeddings gathered to the driver, and DBAL's weighted k-means there.
 
 :func:`run_with_restarts` reruns a selection from the start, on a rebuilt engine and with the
 generator restored, when a shard is lost (a Ray actor died).
@@ -43,7 +45,7 @@ __all__ = [
 PROBA_STRATEGIES = ("least_confidence", "margin", "entropy")
 MC_STRATEGIES = ("bald", "variation_ratio", "mean_std", "max_entropy")
 #: the catalog strategies that run on an engine
-ENGINE_STRATEGIES = (*PROBA_STRATEGIES, *MC_STRATEGIES, "badge", "coreset")
+ENGINE_STRATEGIES = (*PROBA_STRATEGIES, *MC_STRATEGIES, "badge", "coreset", "dbal")
 
 #: the name of the array holding each shard row's global position (errors name the item)
 INDEX = "index"
@@ -57,7 +59,7 @@ def needed_arrays(strategy: str) -> tuple[str, ...]:
         return ("probs",)
     if strategy in MC_STRATEGIES:
         return ("mc_probs",)
-    if strategy == "badge":
+    if strategy in ("badge", "dbal"):
         return ("probs", "embeddings")
     if strategy == "coreset":
         return ("embeddings",)
@@ -176,6 +178,8 @@ def select_sharded(
             raise ValueError(f"strategy {strategy!r} needs n_draws (the MC draws to score)")
         rng.integers(2**31 - 1)  # MCDropout's dropout seed: drawn, unused by fixed draws
         return sharded_top_k(engine, k, rng=rng, score=MCScore(strategy, int(n_draws)))
+    if strategy == "dbal":
+        return _dbal(engine, k, rng=rng)
     try:
         if strategy == "badge":
             _raise_first(engine.map(_grad_init))
@@ -196,6 +200,40 @@ def select_sharded(
         return sharded_kcenter(engine, k, centres=centres, rng=rng, x="_pw_x", chunk_size=1024, on_pick=on_pick)
     finally:
         engine.map(_drop_pw)
+
+
+def _rows_at(state: dict, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """This shard's rows at the given global positions: (embeddings as float64, margin scores)."""
+    from ..scores import get_score
+
+    i = np.asarray(positions, dtype=np.int64) - state["offset"]
+    probs = _checked(state, "probs", state["probs"][i])
+    return np.asarray(state["embeddings"][i], dtype=np.float64), get_score("margin")(probs)
+
+
+def _dbal(engine: Engine, k: int, *, rng: np.random.Generator) -> np.ndarray:
+    """DBAL (margin, β = 10, as the catalog's): the top ⌈β·k⌉ margin scores over the shards, their
+    embeddings gathered, then the weighted k-means of :class:`~pickwise.strategies.DBAL` here."""
+    import math
+
+    from ..select import weighted_kmeans_select
+    from ..strategies import DBAL
+
+    d = DBAL()
+    n = int(sum(engine.sizes))
+    m = min(n, math.ceil(d.beta * k))
+    keep = sharded_top_k(engine, m, rng=rng, score=ProbaScore("margin"))
+    owner = np.searchsorted(np.cumsum(engine.sizes), keep, side="right")
+    emb, s = np.empty((m, 0)), np.empty(m)
+    parts = {}
+    for shard in np.unique(owner):
+        where = np.flatnonzero(owner == shard)
+        parts[int(shard)] = (where, engine.call(int(shard), _rows_at, keep[where]))
+    width = next(iter(parts.values()))[1][0].shape[1]
+    emb = np.empty((m, width))
+    for where, (e, sc) in parts.values():
+        emb[where], s[where] = e, sc
+    return keep[weighted_kmeans_select(emb, s, k, rng=rng, n_init=d.n_init, max_iter=d.max_iter)]
 
 
 def run_with_restarts(

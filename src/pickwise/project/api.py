@@ -272,7 +272,7 @@ class Project:
 
         ``engine``: "local" or "ray" runs the selection over ``shards`` shards (Ray: one actor each, on
         the cluster at ``address``, else a local one on 127.0.0.1) with the same picks as without it
-        (:mod:`pickwise.engine.model`); score-based strategies, badge and coreset run there.
+        (:mod:`pickwise.engine.model`); score-based strategies, badge, coreset and dbal run there.
         Refused (``ProjectBusyError``, naming the PID) while another ``next`` runs on this project.
         """
         from .._validation import check_positive_int

@@ -58,7 +58,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=("local", "ray"), default=None,
                    help="select over shards of the pool (the same picks): local, or ray (one actor per shard; "
-                        "score-based strategies, badge and coreset)")
+                        "score-based strategies, badge, coreset and dbal)")
     p.add_argument("--shards", type=int, default=None, help="with --engine: shards of the pool (default: 1)")
     p.add_argument("--address", default=None, help="with --engine ray: the cluster to join (host:port, "
                    "ray://host:port or auto; default: a local Ray on 127.0.0.1)")
