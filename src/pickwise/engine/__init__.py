@@ -8,6 +8,8 @@
   and :func:`~pickwise.select.kcenter_greedy` on the concatenated shards.
 * :func:`sharded_kmeans_parallel` (k-means||) and :func:`sharded_kcenter_two_round` (composable
   core-set): opt-in approximations in a few rounds instead of k (:mod:`pickwise.engine.approx`).
+* :func:`score_to_parquet`: a model's probabilities, embeddings, MC draws and scores for a pool, written
+  as Parquet (:mod:`pickwise.engine.parquet`), in this process or by a Ray Data actor pool.
 * :func:`select_sharded`: the catalog strategies of :data:`ENGINE_STRATEGIES` over precomputed
   outputs (``pickwise select --engine``); :func:`run_with_restarts` reruns a selection from the
   start on a rebuilt engine when a shard is lost.
@@ -27,6 +29,7 @@ from .base import Engine, Loader, NpyLoader, npy_loaders, shard_bounds, split_ar
 from .local import LocalEngine
 from .precomputed import ENGINE_STRATEGIES, run_with_restarts, select_sharded
 from .approx import sharded_kcenter_two_round, sharded_kmeans_parallel
+from .score import TorchCheckpoint, latest_scores, score_rows, score_to_parquet
 from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
 
 __all__ = [
@@ -36,8 +39,12 @@ __all__ = [
     "LocalEngine",
     "NpyLoader",
     "RayEngine",
+    "TorchCheckpoint",
+    "latest_scores",
     "npy_loaders",
     "run_with_restarts",
+    "score_rows",
+    "score_to_parquet",
     "select_sharded",
     "shard_bounds",
     "sharded_kcenter",

@@ -1,0 +1,680 @@
+"""Scoring a large pool with a fitted model, in-process or on a Ray Data actor pool, into Parquet.
+
+:func:`score_to_parquet` reads the pool chunk by chunk (a ``.npy`` file or Parquet files with a
+feature column), runs the model on each chunk and writes one Parquet file per chunk,
+``part-<chunk>.parquet``, in the layout of :mod:`pickwise.engine.parquet`:
+
+* ``id`` — the item's id (the row number for ``.npy`` unless ``ids`` is given; the ``id`` column of
+  Parquet input);
+* ``probs`` (N × K) and ``embeddings`` (N × d, the penultimate features: the head's input);
+* ``mc_probs`` (T·K per item, metadata ``pickwise.mc_probs.shape = "T,K"``) when ``n_draws`` is set;
+* ``score_<name>`` — a float per item for every name of ``scores`` (:data:`pickwise.scores.SCORES`
+  on ``probs``; :data:`pickwise.scores.MC_SCORES` on the MC draws, which need ``n_draws``).
+
+Gradient factors are not a column of their own: BADGE's factored gradient embedding is
+``(p − e_ŷ, h)`` (:func:`pickwise.embeddings.gradient_factor` of ``probs``, and ``embeddings``),
+so ``probs`` and ``embeddings`` are the factors. :func:`pickwise.engine.parquet.read_outputs` reads
+the folder back (items in input order, since part names sort in chunk order), and
+``pickwise select`` / :func:`pickwise.engine.select_sharded` select from it.
+
+Engines
+-------
+* ``"local"``: the chunks one after another in this process (ray is not imported).
+* ``"ray"``: a Ray Data pipeline whose rows are the chunk *numbers*:
+  ``ray.data.from_items(chunks).map_batches(_ChunkScorer, compute=ActorPoolStrategy(size=actors),
+  num_cpus=..., num_gpus=..., batch_size=1)``. Each actor loads the model once (in ``__init__``) and,
+  per chunk, reads that chunk's rows where it lives (the ``.npy`` by memory map, Parquet by the row
+  groups that hold the rows), scores them and writes the chunk's part file itself; only (chunk,
+  rows) pairs come back to the driver. Why chunk numbers rather than ``ray.data.read_parquet``: a
+  model's float results may depend on which rows share a forward pass (matrix-product blocking), and
+  Ray Data cuts batches at block boundaries it chooses; with chunks fixed by the row number, every
+  forward pass sees the same rows on either engine, so the Ray output equals the local output bit
+  for bit, for any number of actors. The part names follow the chunk numbers (input order, however
+  the actors interleave), no row passes through the driver, and there is no read task for a busy
+  actor pool to starve (DISTRIBUTED.md's 2-core deadlock). The input files (and ``out_dir``) must
+  be reachable at the same paths from every node (one machine, or a shared file system).
+
+Faults: Ray Data restarts a dead actor and retries its task (``max_restarts=-1``,
+``max_task_retries=-1`` by default in its actor pools); each part file is written under a temporary
+name and renamed, so a chunk scored twice leaves one file with the same numbers.
+
+Determinism: a chunk's outputs are a function of the model, the chunk's rows and ``seed``; chunks
+are ``batch_size`` rows from row 0 (the last one shorter). With the same ``batch_size`` both
+engines give the same files. MC dropout (a :class:`~pickwise.adapters.TorchClassifier` with
+``consistent_masks=True``, the default) uses the masks of ``predict_proba_mc(x, n_draws, seed=seed)``
+on the whole pool, whatever the chunking; with ``consistent_masks=False`` each chunk's per-item
+masks are seeded by ``(seed, chunk)``, so they then depend on ``batch_size`` too.
+
+Score history (candidate subsampling, :class:`pickwise.wrappers.Subsample`): write each round's
+scores to a folder of its own (``scores/round-003``); :func:`latest_scores` folds the folders of the
+earlier rounds into the latest value per item, the ``values`` that ``Subsample`` keeps
+(``sub.load_state_dict({"values": ...})``).
+
+A manifest, ``score.json``, is written last (rows, chunks, batch size, seed, draws, scores, columns):
+a folder without it holds an interrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MANIFEST", "TorchCheckpoint", "latest_scores", "score_rows", "score_to_parquet"]
+
+#: the manifest written last into an output folder
+MANIFEST = "score.json"
+#: what ``outputs`` may name
+OUTPUTS = ("probs", "embeddings", "mc_probs")
+ENGINES = ("local", "ray")
+
+ModelSource = Callable[[], Any]
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def _import_object(spec: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute."""
+    mod, sep, attr = spec.partition(":")
+    if not sep or not mod or not attr:
+        raise ValueError(f"module must look like 'package.module:factory'; got {spec!r}")
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError as err:
+        raise ValueError(f"cannot import {mod!r} (from module {spec!r}): {err}") from err
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{mod!r} has no attribute {attr!r} (from module {spec!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` or ``.npz`` state dict (never pickle)."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError as err:  # pragma: no cover - safetensors comes with the torch extra
+            raise ImportError('safetensors checkpoints need safetensors: pip install safetensors') from err
+        return load_file(str(path))
+    with np.load(path, allow_pickle=False) as z:
+        return {k: torch.from_numpy(np.array(z[k])) for k in z.files}
+
+
+@dataclass(frozen=True)
+class TorchCheckpoint:
+    """A fitted :class:`~pickwise.adapters.TorchClassifier` from weights on disk; call it to build one.
+
+    Parameters
+    ----------
+    weights : str
+        A ``state_dict`` as ``.safetensors`` (what ``pickwise`` projects save) or ``.npz`` (arrays
+        named by the state-dict keys; read with ``allow_pickle=False``). Never a pickled module.
+    module : str or callable
+        The architecture: a zero-argument callable returning an ``nn.Module``, or
+        ``"package.module:factory"`` called with ``module_kwargs`` (e.g.
+        ``"pickwise.adapters.nets:mlp"`` with ``{"n_features": 64, "n_classes": 10, "dropout": 0.2}``).
+    row_shape : tuple of int or None
+        The shape of one input row (e.g. ``(64,)``); :func:`score_to_parquet` fills it in from the input.
+    n_classes : int or None
+        Default: the head's ``out_features``.
+    options : mapping
+        Further :class:`~pickwise.adapters.TorchClassifier` keywords (``input_shape``, ``chunk_size``,
+        ``device``, ``consistent_masks``, ``head``, ...).
+
+    Loading: a TorchClassifier whose ``train_fn`` copies the weights in (``load_state_dict(strict=True)``)
+    is fitted on one row of zeros, so it is fitted exactly as ``fit`` fits (head, dropout layers, row
+    shape) and holds the checkpoint's weights and buffers.
+    """
+
+    weights: str
+    module: str | Callable[[], Any]
+    row_shape: tuple[int, ...] | None = None
+    n_classes: int | None = None
+    module_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise ValueError when the weights file is missing or of another kind (cheap; no torch)."""
+        p = Path(self.weights)
+        if p.suffix not in (".safetensors", ".npz"):
+            raise ValueError(f"weights must be a .safetensors or .npz state dict; got {self.weights!r}")
+        if not p.is_file():
+            raise ValueError(f"no weights file at {self.weights!r}")
+        if isinstance(self.module, str):
+            _import_object(self.module)
+        elif not callable(self.module):
+            raise ValueError(f"module must be 'package.module:factory' or a callable; got {self.module!r}")  # noqa: TRY004 (bad input is a ValueError here)
+
+    def __call__(self) -> Any:
+        """A fitted TorchClassifier holding the checkpoint's weights."""
+        from torch import nn
+
+        from ..adapters.torch import TorchClassifier
+
+        if self.row_shape is None:
+            raise ValueError("TorchCheckpoint needs row_shape (the shape of one input row)")
+        factory = _import_object(self.module) if isinstance(self.module, str) else self.module
+        net = factory(**dict(self.module_kwargs)) if isinstance(self.module, str) else factory()
+        if not isinstance(net, nn.Module):
+            raise ValueError(f"module {self.module!r} returned {type(net).__name__}, not a torch.nn.Module")  # noqa: TRY004 (bad input is a ValueError here)
+        state = _read_state_dict(Path(self.weights))
+        n_classes = self.n_classes
+        if n_classes is None:
+            heads = [m for m in net.modules() if isinstance(m, nn.Linear)]
+            if not heads:
+                raise ValueError(f"module {self.module!r} has no nn.Linear head")
+            n_classes = heads[-1].out_features
+
+        def load_weights(module: Any, batches: Any, *, seed: int, device: Any) -> None:
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as err:
+                raise ValueError(f"weights {self.weights!r} do not fit module {self.module!r}: {err}") from err
+
+        clf = TorchClassifier(net, n_classes=n_classes, train_fn=load_weights, **dict(self.options))
+        x = np.zeros((1, *self.row_shape), dtype=np.float32)
+        return clf.fit(x, np.zeros(1, dtype=np.int64), seed=0)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _NpySource:
+    """Rows of a 2-D (or more) ``.npy`` file, read by memory map; ids are row numbers unless given."""
+
+    path: str
+    n: int
+    row_shape: tuple[int, ...]
+    ids: np.ndarray | None = None
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        x = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        rows = np.ascontiguousarray(x[start:stop])
+        ids = np.arange(start, stop, dtype=np.int64) if self.ids is None else self.ids[start:stop]
+        return ids, rows
+
+
+@dataclass(frozen=True)
+class _ParquetSource:
+    """Rows of Parquet files (in order): ``column`` a list of numbers per row, ids from ``id_column``."""
+
+    files: tuple[str, ...]
+    groups: tuple[tuple[int, ...], ...]  # rows per row group, per file
+    column: str
+    id_column: str | None
+    n: int
+    row_shape: tuple[int, ...]
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = [self.column] + ([self.id_column] if self.id_column else [])
+        parts, offset = [], 0
+        for f, groups in zip(self.files, self.groups):
+            if offset >= stop:
+                break
+            pf = None
+            for g, rows in enumerate(groups):
+                lo, hi = max(start, offset), min(stop, offset + rows)
+                if lo < hi:
+                    pf = pf or pq.ParquetFile(f)
+                    parts.append(pf.read_row_group(g, columns=cols).slice(lo - offset, hi - lo))
+                offset += rows
+        table = pa.concat_tables(parts)
+        col = table.column(self.column).combine_chunks()
+        values = col.flatten().to_numpy(zero_copy_only=False)
+        m, width = stop - start, int(np.prod(self.row_shape))
+        if values.shape[0] != m * width:  # a row of another length (or a missing row) shifts the count
+            raise ValueError(f"column {self.column!r} must hold {width} numbers in every row; rows "
+                             f"{start}..{stop - 1} hold {values.shape[0]} values for {m} rows")
+        x = values.reshape(m, *self.row_shape)
+        if self.id_column:
+            ids = table.column(self.id_column).to_numpy(zero_copy_only=False)
+        else:
+            ids = np.arange(start, stop, dtype=np.int64)
+        return ids, x
+
+
+def _list_width(pa: Any, typ: Any, column: str, where: str) -> int | None:
+    """The fixed width of a list-of-numbers column (None for a variable-length list)."""
+    if pa.types.is_fixed_size_list(typ):
+        width = typ.list_size
+    elif pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        width = None
+    else:
+        raise ValueError(f"column {column!r} of {where} must be a list of numbers per row; got {typ}")
+    vt = typ.value_type
+    if not (pa.types.is_floating(vt) or pa.types.is_integer(vt)):
+        raise ValueError(f"column {column!r} of {where} must hold numbers; got lists of {vt}")
+    return width
+
+
+def _open_source(inputs: str | Path, *, column: str, id_column: str | None, ids: Any) -> Any:
+    """The input as a source (checked here, on the driver: names, widths, columns)."""
+    p = Path(inputs)
+    if p.suffix == ".npy" and not p.is_file():
+        raise ValueError(f"no .npy file at {str(p)!r}")
+    if p.suffix == ".npy":
+        try:
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f"cannot read {str(p)!r} as a numeric .npy array: {err}") from err
+        if x.ndim < 2 or x.dtype.kind not in "fiu":
+            raise ValueError(f"{str(p)!r} must hold numbers of shape (n, features...); got {x.dtype} {x.shape}")
+        id_arr = None
+        if ids is not None:
+            id_arr = np.asarray(ids)
+            if id_arr.shape != (x.shape[0],):
+                raise ValueError(f"ids must hold one id per row of {str(p)!r} ({x.shape[0]}); got shape {id_arr.shape}")
+            if np.unique(id_arr).shape[0] != id_arr.shape[0]:
+                raise ValueError("ids must be unique")
+        return _NpySource(str(p.resolve()), int(x.shape[0]), tuple(int(d) for d in x.shape[1:]), id_arr)
+    if ids is not None:
+        raise ValueError(f"ids are for .npy inputs; Parquet input {str(p)!r} has its id column")
+    if p.is_file() and p.suffix != ".parquet":
+        raise ValueError(f"inputs must be a .npy file, a .parquet file or a folder of them; got {str(p)!r}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .parquet import parquet_files
+
+    files = parquet_files(p)
+    groups, width, n = [], None, 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        for c in [column] + ([id_column] if id_column else []):
+            if c not in names:
+                raise ValueError(f"{str(f)!r} has no column {c!r} (it has {', '.join(names)})")
+        w = _list_width(pa, pf.schema_arrow.field(column).type, column, repr(str(f)))
+        if w is None and pf.metadata.num_rows:  # a variable-length list: its width from the first row
+            first = pf.read_row_group(0, columns=[column]).column(0)[0].values
+            w = len(first)
+        if width is not None and w is not None and w != width:
+            raise ValueError(f"column {column!r} of {str(f)!r} holds {w} numbers per row; earlier files hold {width}")
+        width = width if w is None else w
+        groups.append(tuple(pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)))
+        n += pf.metadata.num_rows
+    if not width:
+        raise ValueError(f"column {column!r} of {str(p)!r} holds no numbers")
+    return _ParquetSource(tuple(str(f.resolve()) for f in files), tuple(groups), column, id_column, n, (int(width),))
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What each chunk computes and where it goes (checked by :func:`score_to_parquet`)."""
+
+    out_dir: str
+    n: int
+    batch_size: int
+    outputs: tuple[str, ...]
+    scores: tuple[str, ...]
+    n_draws: int | None
+    seed: int
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def part(self, chunk: int) -> Path:
+        width = max(6, len(str(self.n_chunks - 1)))
+        return Path(self.out_dir) / f"part-{chunk:0{width}d}.parquet"
+
+
+def _check_model(model: Any, outputs: Sequence[str], n_draws: int | None) -> None:
+    """The capabilities the plan needs, checked once per process (actor) before any chunk."""
+    need = ["predict_proba"]
+    if "embeddings" in outputs:
+        need.append("embed")
+    if n_draws is not None:
+        need.append("predict_proba_mc")
+    missing = [m for m in need if not callable(getattr(model, m, None))]
+    if missing:
+        raise ValueError(f"the model ({type(model).__name__}) has no {missing[0]}() method, which "
+                         f"{'embeddings' if missing[0] == 'embed' else 'the outputs asked for'} need")
+
+
+def score_rows(model: Any, x: Any, *, outputs: Sequence[str] = ("probs", "embeddings"),
+               scores: Sequence[str] = (), n_draws: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """A fitted model's outputs on rows ``x``: the arrays of one part file.
+
+    Returns ``probs`` (m, K) and/or ``embeddings`` (m, d) (from one ``grad_factors`` pass when the
+    model has it, else ``predict_proba`` and ``embed``), ``mc_probs`` (n_draws, m, K) from
+    ``predict_proba_mc(x, n_draws, seed=seed)``, and ``score_<name>`` (m,) for each of ``scores``
+    (:data:`pickwise.scores.SCORES` on the probabilities, :data:`pickwise.scores.MC_SCORES` on the
+    draws). Probabilities are computed whenever a score or ``probs`` needs them.
+    """
+    from ..scores import MC_SCORES, SCORES
+
+    out: dict[str, np.ndarray] = {}
+    need_probs = "probs" in outputs or any(s in SCORES for s in scores)
+    if "embeddings" in outputs and callable(getattr(model, "grad_factors", None)):
+        probs, out["embeddings"] = model.grad_factors(x)
+        if need_probs:
+            out["probs"] = probs
+    else:
+        if need_probs:
+            out["probs"] = model.predict_proba(x)
+        if "embeddings" in outputs:
+            out["embeddings"] = model.embed(x)
+    draws = None
+    if n_draws is not None:
+        draws = model.predict_proba_mc(x, n_draws, seed=seed)
+        if "mc_probs" in outputs:
+            out["mc_probs"] = draws
+    m = len(x)
+    for name in scores:
+        if name in SCORES:
+            out[f"score_{name}"] = np.asarray(SCORES[name](out["probs"]), dtype=np.float64)
+        else:
+            out[f"score_{name}"] = np.asarray(MC_SCORES[name](draws, n_items=m), dtype=np.float64)
+    if "probs" not in outputs:
+        out.pop("probs", None)
+    return out
+
+
+def _score_chunk(model: Any, source: Any, plan: _Plan, chunk: int) -> int:
+    """Score chunk ``chunk`` and write its part file (atomically); returns its row count."""
+    from .parquet import write_outputs
+
+    start = chunk * plan.batch_size
+    stop = min(start + plan.batch_size, plan.n)
+    ids, x = source.read(start, stop)
+    seed = plan.seed
+    if plan.n_draws is not None and getattr(model, "consistent_masks", True) is False:
+        from ..utils import derive_seed
+
+        seed = derive_seed(plan.seed, chunk)  # per-item masks: a stream of their own per chunk
+    arrays = score_rows(model, x, outputs=plan.outputs, scores=plan.scores, n_draws=plan.n_draws, seed=seed)
+    columns = {k: v for k, v in arrays.items() if k.startswith("score_")}
+    write_outputs(plan.part(chunk), ids, probs=arrays.get("probs"), embeddings=arrays.get("embeddings"),
+                  mc_probs=arrays.get("mc_probs"), columns=columns or None)
+    return stop - start
+
+
+class _ChunkScorer:
+    """The Ray Data callable class: the model loaded once per actor, then one part file per chunk."""
+
+    def __init__(self, model_source: ModelSource, source: Any, plan: _Plan) -> None:
+        self.model = model_source()
+        _check_model(self.model, plan.outputs, plan.n_draws)
+        self.source, self.plan = source, plan
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        chunks = np.asarray(batch["chunk"], dtype=np.int64)
+        rows = [_score_chunk(self.model, self.source, self.plan, int(c)) for c in chunks]
+        return {"chunk": chunks, "rows": np.asarray(rows, dtype=np.int64)}
+
+
+# ---------------------------------------------------------------------------------------------- engines
+
+
+def _run_local(model_source: ModelSource, source: Any, plan: _Plan, progress: bool) -> None:
+    from ..progress import progress_bar, progress_bars
+
+    model = model_source()
+    _check_model(model, plan.outputs, plan.n_draws)
+    with progress_bars(progress):  # this bar only, not one per chunk from the model's own passes
+        bar = progress_bar(plan.n, "scoring")
+    try:
+        for c in range(plan.n_chunks):
+            bar.update(_score_chunk(model, source, plan, c))
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, min_cpus: float) -> Iterator[Any]:
+    """Ray, initialised as :class:`~pickwise.engine.RayEngine` does (a local instance on 127.0.0.1
+    with no dashboard, usage statistics off, a throwaway auth token, its files in a temporary
+    folder of its own; or the cluster at ``address``); shut down at the end if started here."""
+    from .ray import INSTALL_HINT, _check_reachable, import_ray
+
+    try:
+        ray = import_ray(local=address is None)
+    except ImportError as err:
+        raise ValueError(INSTALL_HINT) from err
+    if ray.is_initialized():
+        if address is not None:
+            raise ValueError(f"Ray is already initialised in this process; cannot also connect to address {address!r}")
+        yield ray
+        return
+    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    tmp = None
+    if address is not None:
+        try:
+            _check_reachable(address)
+        except ConnectionError as err:
+            raise ValueError(str(err)) from err
+        opts["address"] = address
+    else:
+        tmp = tempfile.mkdtemp(prefix="pwscore-")
+        # logical CPUs: at least what the pool asks for plus one, so nothing else waits on the pool
+        opts.update(num_cpus=max(os.cpu_count() or 1, int(np.ceil(min_cpus)) + 1), _temp_dir=tmp)
+    ray.init(**opts)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_ray(model_source: ModelSource, source: Any, plan: _Plan, *, actors: int, num_cpus: float,
+             num_gpus: float, address: str | None, progress: bool) -> None:
+    quiet = logging.getLogger("ray.data")
+    level = quiet.level
+    with _ray_session(address, actors * num_cpus) as ray:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        if not progress:  # Ray Data's INFO lines (plan, timings) would clutter a command's output
+            quiet.setLevel(logging.ERROR)
+        ds = ray.data.from_items([{"chunk": c} for c in range(plan.n_chunks)],
+                                 override_num_blocks=min(plan.n_chunks, 4 * actors))
+        done = ds.map_batches(
+            _ChunkScorer, fn_constructor_args=(model_source, source, plan), batch_size=1, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus,
+        )
+        rows = dict.fromkeys(range(plan.n_chunks), 0)
+        try:
+            for batch in done.iter_batches(batch_size=None, batch_format="numpy"):
+                for c, r in zip(batch["chunk"].tolist(), batch["rows"].tolist()):
+                    rows[c] = r
+        finally:
+            quiet.setLevel(level)
+    if sum(rows.values()) != plan.n:  # every chunk written once: a lost chunk is a bug, not a fault
+        missing = [c for c, r in rows.items() if not r]
+        raise RuntimeError(f"Ray returned {sum(rows.values())} of {plan.n} rows; chunks {missing[:5]} missing")
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+
+def _check_names(outputs: Sequence[str] | None, scores: Sequence[str], n_draws: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from ..scores import MC_SCORES, SCORES
+
+    if isinstance(scores, str):
+        raise ValueError(f"scores must be a sequence of names, e.g. ('entropy',); got the string {scores!r}")  # noqa: TRY004 (bad input is a ValueError here)
+    scores = tuple(scores)
+    for s in scores:
+        if s not in SCORES and s not in MC_SCORES:
+            raise ValueError(f"unknown score {s!r}; choose from {', '.join([*SCORES, *MC_SCORES])}")
+        if s in MC_SCORES and n_draws is None:
+            raise ValueError(f"score {s!r} is computed from MC draws; set n_draws")
+    if len(set(scores)) != len(scores):
+        raise ValueError(f"scores must not repeat a name; got {scores!r}")
+    if outputs is None:
+        outputs = ("probs", "embeddings") + (("mc_probs",) if n_draws is not None else ())
+    if isinstance(outputs, str):
+        raise ValueError(f"outputs must be a sequence of names, e.g. ('probs',); got the string {outputs!r}")  # noqa: TRY004 (bad input is a ValueError here)
+    outputs = tuple(outputs)
+    for o in outputs:
+        if o not in OUTPUTS:
+            raise ValueError(f"unknown output {o!r}; choose from {', '.join(OUTPUTS)}")
+    if "mc_probs" in outputs and n_draws is None:
+        raise ValueError("output 'mc_probs' needs n_draws")
+    if not outputs and not scores:
+        raise ValueError("nothing to write: outputs and scores are both empty")
+    return outputs, scores
+
+
+def _check_number(name: str, value: Any, *, integer: bool, low: float) -> Any:
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not ok or not value >= low or not np.isfinite(value):
+        kind = "an int" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} >= {low}; got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def score_to_parquet(
+    model_source: ModelSource,
+    inputs: str | Path,
+    out_dir: str | Path,
+    *,
+    engine: str = "local",
+    outputs: Sequence[str] | None = None,
+    scores: Sequence[str] = ("entropy", "margin", "least_confidence"),
+    n_draws: int | None = None,
+    seed: int = 0,
+    batch_size: int = 4096,
+    column: str = "x",
+    id_column: str | None = "id",
+    ids: Any = None,
+    actors: int = 1,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    address: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Score every row of ``inputs`` with a fitted model; write Parquet parts to ``out_dir`` (see the module doc).
+
+    Parameters
+    ----------
+    model_source : callable
+        Zero arguments -> a fitted pickwise classifier (``predict_proba``; ``embed`` or
+        ``grad_factors`` for embeddings; ``predict_proba_mc`` for draws), e.g. ``lambda: clf`` for a
+        :class:`~pickwise.adapters.TorchClassifier` fitted here (on Ray it travels by Ray's
+        cloudpickle, once per actor), or a :class:`TorchCheckpoint` (weights on disk; its
+        ``row_shape`` is filled in from the input). Called once per process (per actor).
+    inputs : path
+        A ``.npy`` file of shape (n, features...) (ids: row numbers, or ``ids``), or a ``.parquet``
+        file / folder of them with a list-of-numbers column ``column`` and ids in ``id_column``
+        (None: row numbers). Image folders are not read here: convert them to ``.npy`` first.
+    out_dir : path
+        A new or empty folder (not the input folder); gets ``part-*.parquet`` and ``score.json``.
+    engine : "local" or "ray"
+    outputs : sequence of "probs", "embeddings", "mc_probs", or None
+        Array columns to write; default probs and embeddings, plus mc_probs when ``n_draws`` is set.
+    scores : sequence of str
+        Score columns ``score_<name>``: names of :data:`pickwise.scores.SCORES` (on probs) or
+        :data:`pickwise.scores.MC_SCORES` (on the draws; need ``n_draws``).
+    n_draws, seed : MC-dropout draws per item and their seed (see the module doc for the masks).
+    batch_size : rows per chunk: one forward pass sequence and one part file per chunk.
+    actors, num_cpus, num_gpus : Ray only: the actor pool's size and each actor's resources.
+        ``num_gpus`` only reserves GPUs (Ray sets each actor's ``CUDA_VISIBLE_DEVICES``); the model runs
+        on its own ``device``: give a TorchCheckpoint ``options={"device": "cuda"}`` (``pickwise score
+        --num-gpus`` does). Outputs computed on a GPU equal a local run on the same kind of GPU.
+    address : Ray only: a cluster to join (host:port, ray://host:port or auto); default a local Ray on 127.0.0.1.
+    progress : show progress bars (pickwise's for local, Ray Data's for ray).
+
+    Returns
+    -------
+    Path
+        ``out_dir``; :func:`pickwise.engine.parquet.read_outputs` reads it back in input order.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}")
+    if not callable(model_source):
+        raise ValueError(f"model_source must be a zero-argument callable returning a fitted model "  # noqa: TRY004 (bad input is a ValueError here)
+                         f"(or a TorchCheckpoint); got {model_source!r}")
+    if n_draws is not None:
+        n_draws = _check_number("n_draws", n_draws, integer=True, low=1)
+    seed = _check_number("seed", seed, integer=True, low=0)
+    batch_size = _check_number("batch_size", batch_size, integer=True, low=1)
+    actors = _check_number("actors", actors, integer=True, low=1)
+    num_cpus = _check_number("num_cpus", num_cpus, integer=False, low=0)
+    num_gpus = _check_number("num_gpus", num_gpus, integer=False, low=0)
+    if engine == "local" and (address is not None or actors != 1 or num_gpus):
+        raise ValueError(f"address, actors and num_gpus are for engine 'ray' (engine is {engine!r})")
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False; got {progress!r}")  # noqa: TRY004 (bad input is a ValueError here)
+    outputs, scores = _check_names(outputs, scores, n_draws)
+    source = _open_source(inputs, column=column, id_column=id_column, ids=ids)
+    if source.n == 0:
+        raise ValueError(f"{str(inputs)!r} holds no rows")
+    out = Path(out_dir)
+    if Path(inputs).is_dir() and out.resolve() == Path(inputs).resolve():
+        raise ValueError(f"out_dir {str(out)!r} is the input folder; write outputs elsewhere")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"out_dir {str(out)!r} exists and is not an empty folder; write each round to a new folder")
+    if isinstance(model_source, TorchCheckpoint):
+        model_source.check()
+        if model_source.row_shape is None:
+            model_source = dataclasses.replace(model_source, row_shape=source.row_shape)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = _Plan(str(out.resolve()), source.n, batch_size, outputs, scores, n_draws, seed)
+    try:
+        if engine == "local":
+            _run_local(model_source, source, plan, progress)
+        else:
+            _run_ray(model_source, source, plan, actors=actors, num_cpus=num_cpus, num_gpus=num_gpus,
+                     address=address, progress=progress)
+    except BaseException:
+        if created and not any(out.iterdir()):  # failed before writing anything: leave no trace
+            out.rmdir()
+        raise
+    from .._fs import atomic_write
+
+    manifest = {"rows": plan.n, "chunks": plan.n_chunks, "batch_size": batch_size, "seed": seed,
+                "n_draws": n_draws, "outputs": list(outputs), "scores": list(scores),
+                "score_columns": [f"score_{s}" for s in scores], "inputs": str(inputs), "engine": engine}
+    with atomic_write(out / MANIFEST) as f:
+        f.write(json.dumps(manifest, indent=1).encode())
+    return out
+
+
+def latest_scores(rounds: Sequence[str | Path], n_items: int, *, score: str = "entropy") -> np.ndarray:
+    """The latest value of ``score_<score>`` per item over earlier rounds' output folders, oldest first.
+
+    ``rounds``: folders written by :func:`score_to_parquet` whose ids are absolute item indices
+    (row numbers of the pool, 0 .. ``n_items`` − 1). Returns a float64 array of shape (n_items,),
+    NaN where no round scored the item: the ``values`` of :class:`pickwise.wrappers.Subsample`
+    (``sub.load_state_dict({"values": latest_scores(...).tolist()})`` with NaN as None, or set
+    ``sub.values`` directly), so a later round samples its candidates from this history.
+    """
+    from .parquet import read_outputs
+
+    n_items = _check_number("n_items", n_items, integer=True, low=0)
+    values = np.full(n_items, np.nan)
+    col = f"score_{score}"
+    for r in rounds:
+        got = read_outputs(r, columns=["id", col])
+        ids = got["id"]
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"ids of {str(r)!r} must be integer item indices; got {ids.dtype}")
+        bad = (ids < 0) | (ids >= n_items)
+        if bad.any():
+            raise ValueError(f"{str(r)!r} holds ids outside 0 .. {n_items - 1}: {ids[bad][:5].tolist()}")
+        values[ids] = got[col]
+    return values
