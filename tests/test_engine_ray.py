@@ -43,7 +43,9 @@ if importlib.util.find_spec("ray") is None:
 _ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every listener on 127.0.0.1; must precede `import ray`
     "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_TOKEN": secrets.token_hex(32),  # else Ray writes ~/.ray/auth_token
+    # one throwaway token per process (tests/conftest.py): Ray keeps the first token it read, so a second
+    # ray.init in the same process with another token would be refused; without it Ray writes ~/.ray/auth_token
+    "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32),
 }
 
 
