@@ -7,7 +7,8 @@ Columns (every one optional but ``id``):
 * ``embeddings`` — fixed-size list[d]: penultimate features;
 * ``mc_probs`` — fixed-size list[T·K]: the item's T MC-dropout draws, draws first (row-major (T, K));
   the schema's metadata ``pickwise.mc_probs.shape`` holds ``"T,K"``;
-* any other column: a float per item (e.g. a score, ``score_entropy``).
+* any other column: a float per item (e.g. a score, ``score_entropy``), or a list per item (read as
+  rows of a 2-D array, e.g. gradient factors ``a``).
 
 A *source* is a ``.parquet`` file or a folder of them (``*.parquet`` directly inside it, read in sorted
 name order — never recursively, so outputs written next to inputs are not read as inputs). Items are
@@ -106,12 +107,13 @@ def parquet_files(source: str | Path) -> list[Path]:
 
 
 def _column_array(table: Any, name: str, shape: tuple[int, int] | None) -> np.ndarray:
+    import pyarrow as pa
+
     col = table.column(name).combine_chunks()
     n = len(col)
-    if name in ARRAY_COLUMNS:
-        import pyarrow as pa
-
-        if not pa.types.is_fixed_size_list(col.type) and not pa.types.is_list(col.type):
+    is_list = pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type)
+    if name in ARRAY_COLUMNS or is_list:  # any other list column (e.g. gradient factors) is rows too
+        if not is_list:
             raise ValueError(f"column {name!r} must be a list column (one list of floats per item); got {col.type}")
         values = col.flatten().to_numpy(zero_copy_only=False)
         width = values.shape[0] // n if n else 0
