@@ -123,13 +123,15 @@ def test_blocks_longer_than_the_internal_block_equal_items():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0.0, 1e3), min_size=1, max_size=30), st.floats(0.0, 1.0))
+# forms are 0 or at least 1e-200: a form 1e-300 below the window's largest holds a few bits (subnormal after
+# scaling), and the rate equation over such a spread is not solvable in floating point
+@given(st.lists(st.one_of(st.just(0.0), st.floats(1e-200, 1e3)), min_size=1, max_size=30), st.floats(0.0, 1.0))
 def test_calibrate_hits_the_rate(forms, rate):
     v = np.asarray(forms)
     c = calibrate(v, rate)
     positive = np.count_nonzero(v > 0)
-    if math.isinf(c) and rate * v.size < positive:  # only for forms near the smallest float: c overflows
-        assert v[v > 0].max() < 1e-290
+    if math.isinf(c) and rate * v.size < positive:  # c overflows: the exact scale is beyond the largest float
+        assert math.isinf(plain_scale(v, rate))
     elif rate * v.size >= positive:
         assert math.isinf(c)
     else:

@@ -76,9 +76,12 @@ def leave_one_out_forms(forms: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 
 
 def calibrate(forms: np.ndarray, rate: float) -> float:
-    """The scale c ≥ 0 with mean_j min(c·forms_j, 1) = rate (math.inf if rate ≥ the share of forms > 0).
+    """The scale c ≥ 0 with mean_j min(c·forms_j, 1) = rate (math.inf if rate ≥ the share of forms > 0,
+    or if c exceeds the largest float, as it does when the uncapped forms are subnormal beside the rest).
 
-    ``forms`` (m,) ≥ 0, ``rate`` in [0, 1]. Without capping c = rate·m / Σ forms; otherwise the j
+    ``forms`` (m,) ≥ 0, ``rate`` in [0, 1]; forms are scaled by their maximum first, so one below
+    max·2⁻¹⁰²² counts with the few bits of a subnormal (quadratic forms of real embeddings never spread
+    that far). Without capping c = rate·m / Σ forms; otherwise the j
     largest forms are capped and c = (rate·m − j) / (sum of the others), j the least for which the
     (j+1)-th largest is not capped (water filling).
     """
@@ -86,23 +89,26 @@ def calibrate(forms: np.ndarray, rate: float) -> float:
     top = float(v.max()) if v.size else 0.0
     if top <= 0.0:
         return math.inf
-    with np.errstate(over="ignore"):  # forms near the smallest float: c beyond the largest one counts as inf
-        return _unit_scale(v / top, rate) / top
+    num, den = _unit_scale(v / top, rate)
+    with np.errstate(over="ignore", divide="ignore"):  # a scale beyond the largest float counts as inf
+        return float(np.float64(num) / np.float64(den) / top)
 
 
-def _unit_scale(v: np.ndarray, rate: float) -> float:
-    """``calibrate`` for forms with maximum 1 (no overflow: the scale is at most rate·m)."""
+def _unit_scale(v: np.ndarray, rate: float) -> tuple[float, float]:
+    """``calibrate`` for forms with maximum 1, as the fraction (numerator, denominator) of the scale —
+    (1, 0) for "all positive forms capped" — so that callers can form c·form as num·(form/den) without
+    overflow. The cap test (rate·m − j)·pos_j ≤ tails_j never divides."""
     target = rate * v.size
     total = float(v.sum())
     if target <= total:  # nothing capped: c·max = target/total ≤ 1
-        return target / total
+        return target, total
     pos = np.sort(v[v > 0])[::-1]
     if target >= pos.size:
-        return math.inf
+        return 1.0, 0.0
     tails = np.cumsum(pos[::-1])[::-1]  # tails[j] = sum of pos[j:]
-    c = (target - np.arange(pos.size)) / tails
-    j = int(np.argmax(c * pos <= 1.0))  # exists: at j = pos.size − 1, c·pos = target − j ≤ 1
-    return float(c[j])
+    rest = target - np.arange(pos.size)
+    j = int(np.argmax(rest * pos <= tails))  # exists: at j = pos.size − 1, rest·pos = (target − j)·pos ≤ pos
+    return float(rest[j]), float(tails[j])
 
 
 def paced_probability(form: float, forms: np.ndarray, rate: float) -> float:
@@ -114,12 +120,17 @@ def paced_probability(form: float, forms: np.ndarray, rate: float) -> float:
     top = float(forms.max())
     if top <= 0.0:
         return rate
-    c = _unit_scale(forms / top, rate)  # on forms scaled to maximum 1: c stays finite below the cap
-    if math.isinf(c):
+    num, den = _unit_scale(forms / top, rate)  # on forms scaled to maximum 1
+    if den == 0.0:
         m = forms.size
         positive = int(np.count_nonzero(forms > 0))
         return 1.0 if form > 0 else (rate * m - positive) / (m - positive)
-    return min(c * (form / top), 1.0)
+    with np.errstate(over="ignore"):
+        c = float(np.float64(num) / np.float64(den))
+        if math.isfinite(c):
+            return min(c * (form / top), 1.0)
+        # c beyond the largest float (the uncapped forms are subnormal): form/den first, then the cap
+        return float(min(np.float64(num) * (np.float64(form / top) / np.float64(den)), 1.0))
 
 
 def pace_multiplier(excess: float, horizon: float, max_boost: float) -> float:
