@@ -510,17 +510,10 @@ def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool:
     def build() -> Any:
         if args.engine == "local":
             return LocalEngine.from_loaders(loaders)
-        import logging
+        from .engine.ray import RayEngine, open_ray_engine
 
-        from .engine.ray import INSTALL_HINT, RayEngine
-
-        try:  # Ray's own warnings (e.g. that token auth is on) would clutter the command's output
-            return RayEngine.from_loaders(loaders, address=args.address, init_options={"logging_level": logging.ERROR})
-        except ImportError as err:
-            raise ValueError(INSTALL_HINT) from err
-        except ConnectionError as err:  # an OSError without an errno: one line, not a traceback
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(msg if repr(args.address) in msg else f"--address {args.address}: {msg}") from err
+        return open_ray_engine(lambda init: RayEngine.from_loaders(loaders, address=args.address, init_options=init),
+                               args.address, option="--address")
 
     before = copy.deepcopy(rng)
     def run(eng: Any) -> np.ndarray:

@@ -143,15 +143,32 @@ class NpyLoader:
                 out[name] = np.ascontiguousarray(np.moveaxis(arr[:, self.start : self.stop], 1, 0))
             else:
                 out[name] = arr[self.start : self.stop]
-        rows = np.arange(self.start, self.stop, dtype=np.int64)
-        if self.drop:
-            keep = np.ones(self.stop - self.start, dtype=bool)
-            keep[np.asarray(self.drop, dtype=np.int64) - self.start] = False
-            out = {name: a[keep] for name, a in out.items()}
-            rows = rows[keep]
-        if self.index is not None:
-            out[self.index] = rows
-        return out
+        return drop_rows(out, self.start, self.stop, self.drop, self.index)
+
+
+def drop_rows(arrays: dict[str, np.ndarray], start: int, stop: int, drop: Sequence[int],
+              index: str | None) -> dict[str, np.ndarray]:
+    """A loaded shard (global rows ``start .. stop``, rows first) without the global rows ``drop``,
+    plus an int64 array ``index`` of the kept rows' global positions when ``index`` is given."""
+    rows = np.arange(start, stop, dtype=np.int64)
+    if drop:
+        keep = np.ones(stop - start, dtype=bool)
+        keep[np.asarray(drop, dtype=np.int64) - start] = False
+        arrays = {name: a[keep] for name, a in arrays.items()}
+        rows = rows[keep]
+    if index is not None:
+        arrays[index] = rows
+    return arrays
+
+
+def shard_drops(n: int, n_shards: int, exclude: Any) -> list[tuple[int, int, tuple[int, ...]]]:
+    """``(start, stop, dropped rows)`` of each of ``n_shards`` contiguous shards of ``n`` rows, the global
+    positions ``exclude`` split among them (``ValueError`` naming positions outside 0 .. n-1)."""
+    drop = np.unique(np.asarray([] if exclude is None else exclude, dtype=np.int64))
+    if drop.shape[0] and (drop[0] < 0 or drop[-1] >= n):
+        raise ValueError(f"exclude holds positions outside 0 .. {n - 1}: {drop[(drop < 0) | (drop >= n)][:5].tolist()}")
+    return [(lo, hi, tuple(int(i) for i in drop[np.searchsorted(drop, lo) : np.searchsorted(drop, hi)]))
+            for lo, hi in shard_bounds(n, n_shards)]
 
 
 def npy_loaders(
@@ -180,12 +197,6 @@ def npy_loaders(
     if any(r == () for r in rows.values()) or len(set(rows.values())) != 1:
         raise ValueError(f"the .npy files must all have the same number of rows; got {rows}")
     n = next(iter(rows.values()))[0]
-    drop = np.unique(np.asarray([] if exclude is None else exclude, dtype=np.int64))
-    if drop.shape[0] and (drop[0] < 0 or drop[-1] >= n):
-        raise ValueError(f"exclude holds positions outside 0 .. {n - 1}: {drop[(drop < 0) | (drop >= n)][:5].tolist()}")
     files = {str(k): str(Path(v).resolve()) for k, v in paths.items()}
-    out = []
-    for lo, hi in shard_bounds(n, n_shards):
-        part = drop[np.searchsorted(drop, lo) : np.searchsorted(drop, hi)]
-        out.append(NpyLoader(files, lo, hi, tuple(int(i) for i in part), index, tuple(str(a) for a in axis1)))
-    return out
+    return [NpyLoader(files, lo, hi, part, index, tuple(str(a) for a in axis1))
+            for lo, hi, part in shard_drops(n, n_shards, exclude)]

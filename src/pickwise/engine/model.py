@@ -139,17 +139,9 @@ def engine_builder(engine: str, *, shards: int | None = None, address: str | Non
             from .local import LocalEngine
 
             return LocalEngine.from_arrays(arrays, n_shards=n_shards)
-        import logging
+        from .ray import RayEngine, open_ray_engine
 
-        from .ray import INSTALL_HINT, RayEngine
-
-        try:  # Ray's own warnings (e.g. that token auth is on) would clutter a command's output
-            return RayEngine.from_arrays(arrays, n_shards=n_shards, address=address,
-                                         init_options={"logging_level": logging.ERROR})
-        except ImportError as err:
-            raise ValueError(INSTALL_HINT) from err
-        except ConnectionError as err:  # an OSError without an errno: one line, not a traceback
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(msg if repr(address) in msg else f"address {address}: {msg}") from err
+        return open_ray_engine(
+            lambda init: RayEngine.from_arrays(arrays, n_shards=n_shards, address=address, init_options=init), address)
 
     return build

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import shard_bounds
+from .base import drop_rows, shard_drops
 
-__all__ = ["ARRAY_COLUMNS", "ParquetLoader", "parquet_files", "parquet_loaders", "read_outputs", "write_outputs"]
+__all__ = ["ARRAY_COLUMNS", "ParquetLoader", "parquet_files", "parquet_loaders", "read_outputs", "read_row_range",
+           "write_outputs"]
 
 #: the list columns and the name of their per-item width in errors
 ARRAY_COLUMNS = ("probs", "embeddings", "mc_probs")
@@ -159,6 +160,31 @@ def read_outputs(source: str | Path, columns: Sequence[str] | None = None) -> di
     return {name: _column_array(table, name, shape) for name in table.column_names}
 
 
+def read_row_range(files: Sequence[str | Path], columns: Sequence[str], start: int, stop: int,
+                   groups: Sequence[Sequence[int]] | None = None) -> Any:
+    """Global rows ``start .. stop`` of ``files`` (in order) as one pyarrow Table of ``columns``, reading
+    only the row groups that hold them. ``groups`` (rows per row group, per file) saves the footers."""
+    pa, pq = _pa()
+    parts, offset = [], 0
+    for i, f in enumerate(files):
+        if offset >= stop:
+            break
+        pf = None
+        sizes = groups[i] if groups is not None else None
+        if sizes is None:
+            pf = pq.ParquetFile(f)
+            sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+        for g, rows in enumerate(sizes):
+            lo, hi = max(start, offset), min(stop, offset + rows)
+            if lo < hi:
+                pf = pf or pq.ParquetFile(f)
+                parts.append(pf.read_row_group(g, columns=list(columns)).slice(lo - offset, hi - lo))
+            offset += rows
+    if not parts:
+        raise ValueError(f"rows {start}..{stop - 1} are not in the {offset} rows of the files")
+    return pa.concat_tables(parts)
+
+
 @dataclass(frozen=True)
 class ParquetLoader:
     """A shard read where it lives: global rows ``start .. stop`` of a source, reading only the row
@@ -177,31 +203,14 @@ class ParquetLoader:
         return self.stop - self.start - len(self.drop)
 
     def __call__(self) -> dict[str, np.ndarray]:
-        pa, pq = _pa()
-        parts, offset, shape = [], 0, None
-        for f in self.files:
-            pf = pq.ParquetFile(f)
-            shape = shape or _mc_shape(pf.schema_arrow)
-            for g in range(pf.num_row_groups):
-                rows = pf.metadata.row_group(g).num_rows
-                lo, hi = max(self.start, offset), min(self.stop, offset + rows)
-                if lo < hi:
-                    parts.append(pf.read_row_group(g, columns=list(self.columns)).slice(lo - offset, hi - lo))
-                offset += rows
-        table = pa.concat_tables(parts) if parts else None
+        _, pq = _pa()
+        table = read_row_range(self.files, self.columns, self.start, self.stop)
+        shape = _mc_shape(pq.ParquetFile(self.files[0]).schema_arrow)
         out = {}
         for name in self.columns:
             arr = _column_array(table, name, shape)
             out[name] = np.ascontiguousarray(np.moveaxis(arr, 1, 0)) if name == "mc_probs" else arr
-        rows = np.arange(self.start, self.stop, dtype=np.int64)
-        if self.drop:
-            keep = np.ones(self.stop - self.start, dtype=bool)
-            keep[np.asarray(self.drop, dtype=np.int64) - self.start] = False
-            out = {name: a[keep] for name, a in out.items()}
-            rows = rows[keep]
-        if self.index is not None:
-            out[self.index] = rows
-        return out
+        return drop_rows(out, self.start, self.stop, self.drop, self.index)
 
 
 def parquet_loaders(source: str | Path, columns: Sequence[str], n_shards: int, *, exclude: Any = None,
@@ -217,12 +226,5 @@ def parquet_loaders(source: str | Path, columns: Sequence[str], n_shards: int, *
         if missing:
             raise ValueError(f"{str(f)!r} has no column {missing[0]!r} (it has {', '.join(meta.schema_arrow.names)})")
         n += meta.metadata.num_rows
-    drop = np.unique(np.asarray([] if exclude is None else exclude, dtype=np.int64))
-    if drop.shape[0] and (drop[0] < 0 or drop[-1] >= n):
-        raise ValueError(f"exclude holds positions outside 0 .. {n - 1}: {drop[(drop < 0) | (drop >= n)][:5].tolist()}")
     names = tuple(str(f.resolve()) for f in files)
-    out = []
-    for lo, hi in shard_bounds(n, n_shards):
-        part = drop[np.searchsorted(drop, lo) : np.searchsorted(drop, hi)]
-        out.append(ParquetLoader(names, tuple(columns), lo, hi, tuple(int(i) for i in part), index))
-    return out
+    return [ParquetLoader(names, tuple(columns), lo, hi, part, index) for lo, hi, part in shard_drops(n, n_shards, exclude)]

@@ -26,7 +26,7 @@ import numpy as np
 
 from .base import Loader, NpyLoader, new_state, offsets, split_arrays
 
-__all__ = ["RayEngine", "import_ray"]
+__all__ = ["RayEngine", "import_ray", "open_ray_engine"]
 
 INSTALL_HINT = 'the Ray engine needs ray: pip install "pickwise[distributed]"'
 
@@ -310,3 +310,21 @@ class RayEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_ray_engine(make: Callable[[Mapping[str, Any]], RayEngine], address: str | None, *,
+                    option: str = "address") -> RayEngine:
+    """``make(init_options)`` with Ray's own warnings quiet (token auth on, ...), for commands and helpers.
+
+    A missing ray package becomes ``ValueError`` with the install hint, an unreachable ``address`` a
+    one-line ``ValueError`` naming it (as ``option``, e.g. "--address" for the CLI).
+    """
+    import logging
+
+    try:
+        return make({"logging_level": logging.ERROR})
+    except ImportError as err:
+        raise ValueError(INSTALL_HINT) from err
+    except ConnectionError as err:  # an OSError without an errno: one line, not a traceback
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(msg if repr(address) in msg else f"{option} {address}: {msg}") from err

@@ -222,22 +222,10 @@ class _ParquetSource:
     row_shape: tuple[int, ...]
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from .parquet import read_row_range
 
         cols = [self.column] + ([self.id_column] if self.id_column else [])
-        parts, offset = [], 0
-        for f, groups in zip(self.files, self.groups):
-            if offset >= stop:
-                break
-            pf = None
-            for g, rows in enumerate(groups):
-                lo, hi = max(start, offset), min(stop, offset + rows)
-                if lo < hi:
-                    pf = pf or pq.ParquetFile(f)
-                    parts.append(pf.read_row_group(g, columns=cols).slice(lo - offset, hi - lo))
-                offset += rows
-        table = pa.concat_tables(parts)
+        table = read_row_range(self.files, cols, start, stop, self.groups)
         col = table.column(self.column).combine_chunks()
         values = col.flatten().to_numpy(zero_copy_only=False)
         m, width = stop - start, int(np.prod(self.row_shape))

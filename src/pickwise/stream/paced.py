@@ -52,10 +52,10 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from .._validation import check_choice, check_positive_int
-from ..protocols import Embedder, GradEmbedder
-from ._base import StreamSelectorBase, finite_float
-from .features import EMBEDDINGS, KroneckerSketch, grad_features, pen_features
+from .._validation import check_positive_int
+from ._base import finite_float
+from .features import KroneckerSketch
+from .vessal import VolumeSamplerBase
 
 __all__ = ["PacedVeSSAL", "calibrate", "leave_one_out_forms", "pace_multiplier", "paced_probability"]
 
@@ -138,7 +138,7 @@ def pace_multiplier(excess: float, horizon: float, max_boost: float) -> float:
     return min(max(math.exp(-excess / horizon), 1.0 / max_boost), max_boost)
 
 
-class PacedVeSSAL(StreamSelectorBase):
+class PacedVeSSAL(VolumeSamplerBase):
     """VeSSAL whose realised query rate holds its target (see the module doc). Committal.
 
     pickwise's variant of Saran et al. (ICML 2023): p_t = min(c_t·g_tᵀΣ̂⁻¹g_t, 1), proportional to the
@@ -186,55 +186,22 @@ class PacedVeSSAL(StreamSelectorBase):
         max_dim: int = 8192,
     ):
         super().__init__(q=q, budget=budget, length=length)
-        self.lam = finite_float("lam", lam)
-        self.embedding = check_choice("embedding", embedding, EMBEDDINGS)
-        self.bias = bool(bias)
-        if sketch is not None and not isinstance(sketch, KroneckerSketch):
-            raise ValueError(f"sketch must be a KroneckerSketch or None; got {type(sketch).__name__}")
-        self.sketch = sketch
         self.window = check_positive_int("window", window)
         self.pace = None if pace is None else check_positive_int("pace", pace)
         self.max_boost = finite_float("max_boost", max_boost)
         if self.max_boost < 1.0:
             raise ValueError(f"max_boost must be >= 1; got {self.max_boost!r}")
-        self.max_dim = check_positive_int("max_dim", max_dim)
-        self._dim: int | None = None
+        self._init_embedding(lam, embedding, bias, sketch, max_dim)
 
     @property
     def name(self) -> str:
         return "vessal_paced" if self.embedding == "grad" else "vessal_paced_pen"
 
-    @property
-    def needs(self) -> tuple[type, ...]:
-        return (GradEmbedder,) if self.embedding == "grad" else (Embedder,)
-
-    def featurize(self, model: Any, x: Any) -> np.ndarray:
-        """z for the items ``x`` under ``model`` (see ``embedding``)."""
-        if self.embedding == "pen":
-            return pen_features(model.embed(x), sketch=self.sketch)
-        probs, h = model.grad_factors(x)
-        return grad_features(probs, h, bias=self.bias, sketch=self.sketch)
-
     # -- state ---------------------------------------------------------------------------------
-    def _allocate(self, dim: int) -> None:
-        if dim > self.max_dim:
-            raise ValueError(
-                f"embedding dimension {dim} exceeds max_dim={self.max_dim} (the state is a {dim}×{dim} float64 "
-                "matrix); pass sketch=KroneckerSketch(n_h=...) or raise max_dim"
-            )
-        if dim < 1:
-            raise ValueError(f"z must have at least one column; got dimension {dim}")
-        self._dim = dim
-        self._sigma_inv = np.eye(dim) / self.lam
+    def _allocate_state(self, dim: int) -> None:
         self._rows = np.zeros((self.window, dim))  # ring: item t (1-based) at row (t − 1) % window
         self._forms = np.zeros(self.window)  # current g_jᵀΣ̂⁻¹g_j of each row
         self._chosen = np.zeros(self.window, dtype=bool)
-
-    def _validate(self, z: Any) -> np.ndarray:
-        rows = self._as_rows(z, self._dim)
-        if self._dim is None and rows.shape[0]:
-            self._allocate(rows.shape[1])
-        return rows
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Counters, Σ̂⁻¹ and the window's rows, forms and chosen flags (in ring order)."""

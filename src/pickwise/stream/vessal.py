@@ -54,7 +54,59 @@ __all__ = ["VeSSAL"]
 _SU_RATE = 0.2
 
 
-class VeSSAL(StreamSelectorBase):
+class VolumeSamplerBase(StreamSelectorBase):
+    """What :class:`VeSSAL` and :class:`~pickwise.stream.PacedVeSSAL` share: the embedding z is computed
+    from (``embedding``, ``bias``, ``sketch``), Σ̂⁻¹ starts at I/``lam``, and the state is allocated on the
+    first item, refusing dimensions above ``max_dim``. Subclasses implement ``_allocate_state(dim)``."""
+
+    #: how the state grows with D, for the max_dim error
+    _state_size = "a {d}×{d} float64 matrix"
+
+    def _init_embedding(self, lam: float, embedding: str, bias: bool, sketch: KroneckerSketch | None,
+                        max_dim: int) -> None:
+        self.lam = finite_float("lam", lam)
+        self.embedding = check_choice("embedding", embedding, EMBEDDINGS)
+        self.bias = bool(bias)
+        if sketch is not None and not isinstance(sketch, KroneckerSketch):
+            raise ValueError(f"sketch must be a KroneckerSketch or None; got {type(sketch).__name__}")
+        self.sketch = sketch
+        self.max_dim = check_positive_int("max_dim", max_dim)
+        self._dim: int | None = None
+
+    @property
+    def needs(self) -> tuple[type, ...]:
+        return (GradEmbedder,) if self.embedding == "grad" else (Embedder,)
+
+    def featurize(self, model: Any, x: Any) -> np.ndarray:
+        """z for the items ``x`` under ``model`` (see ``embedding``)."""
+        if self.embedding == "pen":
+            return pen_features(model.embed(x), sketch=self.sketch)
+        probs, h = model.grad_factors(x)
+        return grad_features(probs, h, bias=self.bias, sketch=self.sketch)
+
+    def _allocate(self, dim: int) -> None:
+        if dim > self.max_dim:
+            raise ValueError(
+                f"embedding dimension {dim} exceeds max_dim={self.max_dim} (the state is "
+                f"{self._state_size.format(d=dim)}); pass sketch=KroneckerSketch(n_h=...) or raise max_dim"
+            )
+        if dim < 1:
+            raise ValueError(f"z must have at least one column; got dimension {dim}")
+        self._dim = dim
+        self._sigma_inv = np.eye(dim) / self.lam
+        self._allocate_state(dim)
+
+    def _allocate_state(self, dim: int) -> None:
+        raise NotImplementedError
+
+    def _validate(self, z: Any) -> np.ndarray:
+        rows = self._as_rows(z, self._dim)
+        if self._dim is None and rows.shape[0]:
+            self._allocate(rows.shape[1])
+        return rows
+
+
+class VeSSAL(VolumeSamplerBase):
     """Volume sampling for streaming active learning (Saran et al., ICML 2023). Committal.
 
     Parameters
@@ -80,6 +132,7 @@ class VeSSAL(StreamSelectorBase):
     """
 
     _params = ("q", "budget", "length", "lam", "embedding", "bias", "sketch", "refresh_every", "max_dim")
+    _state_size = "two {d}×{d} float64 matrices"
 
     def __init__(
         self,
@@ -95,15 +148,8 @@ class VeSSAL(StreamSelectorBase):
         max_dim: int = 8192,
     ):
         super().__init__(q=q, budget=budget, length=length)
-        self.lam = finite_float("lam", lam)
-        self.embedding = check_choice("embedding", embedding, EMBEDDINGS)
-        self.bias = bool(bias)
-        if sketch is not None and not isinstance(sketch, KroneckerSketch):
-            raise ValueError(f"sketch must be a KroneckerSketch or None; got {type(sketch).__name__}")
-        self.sketch = sketch
         self.refresh_every = check_positive_int("refresh_every", refresh_every)
-        self.max_dim = check_positive_int("max_dim", max_dim)
-        self._dim: int | None = None
+        self._init_embedding(lam, embedding, bias, sketch, max_dim)
         self._trace = 0.0
         self._n_buf = 0
 
@@ -111,43 +157,17 @@ class VeSSAL(StreamSelectorBase):
     def name(self) -> str:
         return "vessal" if self.embedding == "grad" else "vessal_pen"
 
-    @property
-    def needs(self) -> tuple[type, ...]:
-        return (GradEmbedder,) if self.embedding == "grad" else (Embedder,)
-
-    def featurize(self, model: Any, x: Any) -> np.ndarray:
-        """z for the items ``x`` under ``model`` (see ``embedding``)."""
-        if self.embedding == "pen":
-            return pen_features(model.embed(x), sketch=self.sketch)
-        probs, h = model.grad_factors(x)
-        return grad_features(probs, h, bias=self.bias, sketch=self.sketch)
-
     # -- state ---------------------------------------------------------------------------------
     @property
     def trace(self) -> float:
         """The running T = tr(A_t Σ̂⁻¹) (0 before the first item)."""
         return self._trace
 
-    def _allocate(self, dim: int) -> None:
-        if dim > self.max_dim:
-            raise ValueError(
-                f"embedding dimension {dim} exceeds max_dim={self.max_dim} (the state is two {dim}×{dim} "
-                "float64 matrices); pass sketch=KroneckerSketch(n_h=...) or raise max_dim"
-            )
-        if dim < 1:
-            raise ValueError(f"z must have at least one column; got dimension {dim}")
-        self._dim = dim
-        self._sigma_inv = np.eye(dim) / self.lam
+    def _allocate_state(self, dim: int) -> None:
         self._S = np.zeros((dim, dim))
         self._buf = np.zeros((self.refresh_every, dim))
         self._n_buf = 0
         self._trace = 0.0
-
-    def _validate(self, z: Any) -> np.ndarray:
-        rows = self._as_rows(z, self._dim)
-        if self._dim is None and rows.shape[0]:
-            self._allocate(rows.shape[1])
-        return rows
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to continue the stream exactly: counters, trace, Σ̂⁻¹, S and the buffer."""
