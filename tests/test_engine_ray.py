@@ -177,6 +177,27 @@ def test_project_next_on_ray_is_the_plain_round(ray_local, tmp_path):
     assert ray_local.is_initialized()
 
 
+def test_candidates_on_ray_from_parquet_history_are_subsamples(ray_local, tmp_path):
+    """Candidate subsampling: 3 actors read their own items' history from Parquet rounds and draw
+    exactly the candidates Subsample.select draws (pickwise.engine.subsample)."""
+    from test_engine_subsample import Recorder, reference, write_round
+
+    from pickwise.engine import RayEngine
+    from pickwise.engine.score import latest_scores
+    from pickwise.engine.subsample import history_loaders, sharded_candidates
+    from pickwise.wrappers import Subsample
+
+    n, rng = 600, np.random.default_rng(2)
+    r1 = write_round(tmp_path / "r1", np.arange(n), rng.normal(size=n))
+    ids = np.sort(rng.choice(n, 150, replace=False))
+    r2 = write_round(tmp_path / "r2", ids, rng.normal(size=150))
+    labeled = np.sort(rng.choice(n, 40, replace=False))
+    ref, _ = reference(latest_scores([r1, r2], n), labeled, 8, {"alpha": 70, "tau": 0.5}, seed=3)
+    with RayEngine.from_loaders(history_loaders([r1, r2], n, 3, exclude=labeled)) as eng:
+        got = sharded_candidates(eng, Subsample(Recorder(), alpha=70, tau=0.5), 8, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_select_cli_unreachable_address_is_one_line(ray_env, tmp_path):
     """A fresh process (Ray not started): the address nobody answers at, named in one line, exit 2."""
     import subprocess

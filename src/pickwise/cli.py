@@ -19,6 +19,8 @@ from . import __version__
 from .utils import n_items
 from .bench.cli import COMMANDS as BENCH_COMMANDS
 from .bench.cli import add_parsers as add_bench_parsers
+from .engine.candidates_cli import COMMANDS as CANDIDATES_COMMANDS
+from .engine.candidates_cli import add_parsers as add_candidates_parsers
 from .engine.score_cli import COMMANDS as SCORE_COMMANDS
 from .engine.score_cli import add_parsers as add_score_parsers
 from .project.cli import COMMANDS as PROJECT_COMMANDS
@@ -222,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parsers(sub)
     add_project_parsers(sub)
     add_score_parsers(sub)
+    add_candidates_parsers(sub)
 
     sel = sub.add_parser("select", help="choose the next batch from outputs of your own model (memory-mapped .npy)")
     sel.add_argument("--probs", help="predicted probabilities, shape (N, K): N items, K classes")
@@ -964,7 +967,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "demo": cmd_demo, "stream": cmd_stream, "select": cmd_select, **BENCH_COMMANDS, **PROJECT_COMMANDS,
-            **SCORE_COMMANDS}
+            **SCORE_COMMANDS, **CANDIDATES_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

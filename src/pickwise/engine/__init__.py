@@ -10,6 +10,9 @@
   core-set): opt-in approximations in a few rounds instead of k (:mod:`pickwise.engine.approx`).
 * :func:`score_to_parquet`: a model's probabilities, embeddings, MC draws and scores for a pool, written
   as Parquet (:mod:`pickwise.engine.parquet`), in this process or by a Ray Data actor pool.
+* :func:`sharded_candidates` over :func:`history_loaders`: compute-efficient candidate subsampling,
+  the candidates :class:`pickwise.wrappers.Subsample` draws, each shard reading its own items'
+  latest scores from earlier rounds' Parquet (:mod:`pickwise.engine.subsample`).
 * :func:`select_sharded`: the catalog strategies of :data:`ENGINE_STRATEGIES` over precomputed
   outputs (``pickwise select --engine``); :func:`run_with_restarts` reruns a selection from the
   start on a rebuilt engine when a shard is lost.
@@ -31,6 +34,7 @@ from .precomputed import ENGINE_STRATEGIES, run_with_restarts, select_sharded
 from .approx import sharded_kcenter_two_round, sharded_kmeans_parallel
 from .score import TorchCheckpoint, latest_scores, score_rows, score_to_parquet
 from .selection import sharded_kcenter, sharded_kmeanspp, sharded_top_k
+from .subsample import history_loaders, sharded_candidates
 
 __all__ = [
     "ENGINE_STRATEGIES",
@@ -40,6 +44,7 @@ __all__ = [
     "NpyLoader",
     "RayEngine",
     "TorchCheckpoint",
+    "history_loaders",
     "latest_scores",
     "npy_loaders",
     "run_with_restarts",
@@ -47,6 +52,7 @@ __all__ = [
     "score_to_parquet",
     "select_sharded",
     "shard_bounds",
+    "sharded_candidates",
     "sharded_kcenter",
     "sharded_kcenter_two_round",
     "sharded_kmeans_parallel",

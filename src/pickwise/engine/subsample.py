@@ -1,0 +1,313 @@
+"""Compute-efficient candidate subsampling over a sharded pool: draw the candidates to re-score from history.
+
+:class:`pickwise.wrappers.Subsample` re-scores, each round, only a candidate pool drawn from the
+items' latest scores (Gumbel-top-m over log-weights ``values / tau``, never-scored items at the best
+known value). On a pool of 100M items those latest values do not belong on one machine: here every
+shard reads its own items' history from the earlier rounds' Parquet folders
+(:class:`HistoryLoader`; the folders :func:`~pickwise.engine.score_to_parquet` writes, ids = item
+indices) and :func:`sharded_candidates` draws the same candidates as ``Subsample.select`` would:
+
+* eligible = the shard's unlabelled items, less those whose latest value is below ``prune_below``
+  (unless fewer than k would remain: one count per shard);
+* m = ``sub.n_candidates(#eligible, k)``; if m covers every eligible item, all are candidates and
+  the generator is untouched (``Subsample``'s own rule);
+* else the never-scored items get the largest known value (one max per shard), the log-weights are
+  :func:`~pickwise.wrappers.candidate_weights`, and the Gumbel noise is the local path's
+  ``rng.gumbel(size=#eligible)`` in pool order: shard s draws its slice from a copy of the generator
+  advanced by the number of eligible items before it (PCG64 / PCG64DXSM jump ahead exactly; other
+  bit generators draw on the driver, shard by shard), and the caller's ``rng`` is left where the
+  local draw leaves it;
+* the m largest keys are found without moving them: a bisection on the keys' order (≤ 64 rounds of
+  one count per shard) finds the m-th largest key, then each shard returns its items above it (and,
+  for an exact tie at the threshold, the first in pool order).
+
+So ``Subsample`` and this function return the same candidates from the same history, labels and
+generator state (tested); the one caveat is numpy's own: a Gumbel draw rejects a uniform of exactly
+0 and draws again (probability 2⁻⁵³ per item), which would shift the later shards' noise by one.
+The driver holds only O(shards) numbers and the m candidates it returns.
+
+Typical round on a large pool (every command also takes ``--engine ray --shards N``)::
+
+    pickwise candidates --history scores/r1 scores/r2 --n-items 100000000 --labeled labeled.npy \
+        --k 1000 --alpha 0.05 --seed 3 --out cand.npy        # 5M candidates drawn from the history
+    pickwise score --inputs pool.parquet --rows cand.npy --out scores/r3 ...   # score only those
+    pickwise select --parquet scores/r3 --strategy entropy --k 1000 --out picks.csv
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_rng
+from .base import Engine, drop_rows, shard_drops
+from .selection import _ADVANCE, _raise_first
+
+__all__ = ["HistoryLoader", "history_loaders", "sharded_candidates"]
+
+VALUES = "values"
+INDEX = "index"
+
+
+def _pq() -> Any:
+    from .parquet import _pa
+
+    return _pa()[1]
+
+
+@dataclass(frozen=True)
+class HistoryLoader:
+    """A shard read where it lives: the latest ``column`` of items ``start .. stop`` over ``rounds``.
+
+    ``rounds``: tuples of Parquet files, one tuple per earlier round, oldest first; ids are item
+    indices. Only the row groups whose id statistics meet ``start .. stop`` are read. The shard holds
+    ``values`` (float64, NaN where no round scored the item; a later round overwrites an earlier
+    one) without the items ``drop``, and ``index`` (their item indices) when ``index`` is given.
+    """
+
+    rounds: tuple[tuple[str, ...], ...]
+    column: str
+    start: int
+    stop: int
+    drop: tuple[int, ...] = ()
+    index: str | None = INDEX
+
+    @property
+    def size(self) -> int:
+        """The number of items the shard will hold."""
+        return self.stop - self.start - len(self.drop)
+
+    def __call__(self) -> dict[str, np.ndarray]:
+        import pyarrow.dataset as ds
+
+        values = np.full(self.stop - self.start, np.nan)
+        for files in self.rounds:
+            table = ds.dataset(list(files), format="parquet").to_table(
+                columns=["id", self.column], filter=(ds.field("id") >= self.start) & (ds.field("id") < self.stop))
+            ids = table.column("id").to_numpy().astype(np.int64, copy=False)
+            values[ids - self.start] = table.column(self.column).to_numpy(zero_copy_only=False).astype(np.float64)
+        return drop_rows({VALUES: values}, self.start, self.stop, self.drop, self.index)
+
+
+def history_loaders(
+    rounds: Sequence[str | Path],
+    n_items: int,
+    n_shards: int,
+    *,
+    score: str = "entropy",
+    exclude: Any = None,
+) -> list[HistoryLoader]:
+    """Split items ``0 .. n_items − 1`` into ``n_shards`` :class:`HistoryLoader` s over the round folders.
+
+    Only the files' footers are read here: every round must have an integer ``id`` column and the
+    column ``score_<score>``, and the id statistics of every row group must lie in 0 .. n_items − 1
+    (``ValueError`` naming the file otherwise). ``exclude`` (item indices, e.g. the labelled items)
+    are left out of every shard.
+    """
+    from .._validation import check_positive_int
+    from .parquet import parquet_files
+
+    pq = _pq()
+    n_items = check_positive_int("n_items", n_items)
+    if isinstance(rounds, (str, Path)) or not rounds:
+        raise ValueError(f"rounds must be a non-empty list of earlier rounds' folders; got {rounds!r}")
+    column = f"score_{score}"
+    parts = []
+    for r in rounds:
+        files = parquet_files(r)
+        for f in files:
+            meta = pq.ParquetFile(f)
+            schema = meta.schema_arrow
+            for name in ("id", column):
+                if name not in schema.names:
+                    raise ValueError(f"{str(f)!r} has no column {name!r} (it has {', '.join(schema.names)})")
+            if not (str(schema.field("id").type).startswith(("int", "uint"))):
+                raise ValueError(f"ids of {str(f)!r} must be integer item indices; got {schema.field('id').type}")
+            col = schema.names.index("id")
+            for g in range(meta.metadata.num_row_groups):
+                st = meta.metadata.row_group(g).column(col).statistics
+                if st is not None and st.has_min_max and (st.min < 0 or st.max >= n_items):
+                    raise ValueError(f"{str(f)!r} holds ids outside 0 .. {n_items - 1} "
+                                     f"(row group {g}: {st.min} .. {st.max})")
+        parts.append(tuple(str(f.resolve()) for f in files))
+    return [HistoryLoader(tuple(parts), column, lo, hi, drop) for lo, hi, drop in shard_drops(n_items, n_shards, exclude)]
+
+
+# --------------------------------------------------------------------------- shard-side steps
+
+
+def _cs_eligible(state: dict, arg: tuple[str, float | None]) -> Any:
+    """Check the values; count the items not pruned (and all); keep both masks."""
+    name, prune_below = arg
+    if name not in state:
+        return f"the shards hold no array {name!r} (they hold {sorted(k for k in state if k[0] != '_')})"
+    v = np.asarray(state[name], dtype=np.float64)
+    if v.shape != (state["n"],):
+        return f"{name} must have shape (n,) per shard; got shape {v.shape} for {state['n']} rows"
+    inf = np.flatnonzero(np.isinf(v))
+    if inf.shape[0]:
+        return f"{name} must be finite or NaN (never scored); got {v[inf[0]]} at position {state['offset'] + int(inf[0])}"
+    state["_cs_v"] = v
+    keep = ~(v < prune_below) if prune_below is not None else np.ones(v.shape[0], dtype=bool)
+    state["_cs_keep"] = keep
+    return int(keep.sum())
+
+
+def _cs_use(state: dict, pruned: bool) -> tuple[int, float | None]:
+    """Fix the eligible mask (pruned or all); report its size and largest known value."""
+    v = state["_cs_v"]
+    keep = state.pop("_cs_keep")
+    elig = keep if pruned else np.ones(v.shape[0], dtype=bool)
+    state["_cs_elig"] = np.flatnonzero(elig)
+    ve = v[state["_cs_elig"]]
+    known = np.isfinite(ve)
+    return int(ve.shape[0]), (float(ve[known].max()) if known.any() else None)
+
+
+def _cs_keys(state: dict, arg: tuple) -> None:
+    """Log-weights plus this shard's slice of the Gumbel noise, as order-preserving int64 keys."""
+    from ..wrappers import candidate_weights
+
+    fill, tau, weighting, noise = arg
+    v = state.pop("_cs_v")[state["_cs_elig"]]
+    log_w = candidate_weights(np.where(np.isfinite(v), v, fill), tau=tau, weighting=weighting)
+    if isinstance(noise, np.ndarray):
+        g = noise
+    else:
+        name, st = noise
+        bg = getattr(np.random, name)()
+        bg.state = st
+        bg.advance(state["_cs_before"])
+        g = np.random.Generator(bg).gumbel(size=v.shape[0])
+    keys = (log_w + g) + 0.0  # + 0.0: −0.0 orders as 0.0
+    bits = keys.view(np.int64)
+    state["_cs_key"] = bits ^ ((bits >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))
+
+
+def _cs_before(state: dict, before: int) -> None:
+    state["_cs_before"] = int(before)
+
+
+def _cs_range(state: dict, _: Any) -> tuple[int, int] | None:
+    key = state["_cs_key"]
+    return (int(key.min()), int(key.max())) if key.shape[0] else None
+
+
+def _cs_count(state: dict, t: int) -> tuple[int, int]:
+    """Items with key > t and key == t."""
+    key = state["_cs_key"]
+    return int(np.count_nonzero(key > t)), int(np.count_nonzero(key == t))
+
+
+def _cs_take(state: dict, arg: tuple[int, int, str | None]) -> np.ndarray:
+    """The shard's candidates: keys above t, and the first ``ties`` keys equal to t; as item indices."""
+    t, ties, index = arg
+    key, elig = state.pop("_cs_key"), state.pop("_cs_elig")
+    state.pop("_cs_before", None)
+    take = key > t
+    if ties:
+        take[np.flatnonzero(key == t)[:ties]] = True
+    rows = elig[take]
+    return (state[index][rows] if index is not None and index in state else rows + state["offset"]).astype(np.int64)
+
+
+def _cs_all(state: dict, index: str | None) -> np.ndarray:
+    elig = state.pop("_cs_elig")
+    state.pop("_cs_v", None)
+    return (state[index][elig] if index is not None and index in state else elig + state["offset"]).astype(np.int64)
+
+
+def _count(engine: Engine, t: int) -> tuple[int, int]:
+    parts = engine.map(_cs_count, t)
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+# ---------------------------------------------------------------------------------------- driver
+
+
+def sharded_candidates(
+    engine: Engine,
+    sub: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    values: str = VALUES,
+    index: str | None = INDEX,
+) -> np.ndarray:
+    """The candidates ``sub.select`` would re-score this round, drawn over a sharded pool; sorted.
+
+    Parameters
+    ----------
+    engine : Engine
+        Shards of the unlabelled items holding ``values`` (the latest score, NaN if never scored)
+        and, optionally, ``index`` (each row's item index), e.g. from :func:`history_loaders`.
+    sub : pickwise.wrappers.Subsample
+        Supplies ``alpha``, ``tau``, ``weighting``, ``prune_below`` and ``n_candidates``.
+    k : int
+        The round's batch size (1 ≤ k ≤ unlabelled items).
+    rng : numpy Generator
+        Consumed as ``Subsample.select`` consumes it before scoring (one Gumbel per eligible item
+        when there is a draw).
+
+    Returns
+    -------
+    ndarray of int64
+        Item indices (the shards' ``index``; without it, positions in the sharded pool), ascending.
+        The first round of ``Subsample`` (no history yet) scores every unlabelled item: call this
+        only once there is history.
+    """
+    from .._validation import check_batch_size
+    from ..wrappers import Subsample
+
+    if not isinstance(sub, Subsample):
+        raise ValueError(f"sub must be a pickwise.wrappers.Subsample (its alpha, tau, weighting, prune_below); got {sub!r}")
+    check_rng(rng)
+    counts = engine.map(_cs_eligible, (values, sub.prune_below))
+    _raise_first(counts)
+    n = int(sum(engine.sizes))
+    k = check_batch_size(k, n, what="the number of unlabelled items")
+    pruned = sub.prune_below is not None and sum(counts) >= k
+    used = engine.map(_cs_use, pruned)
+    sizes = [u[0] for u in used]
+    n_elig = int(sum(sizes))
+    m = sub.n_candidates(n_elig, k)
+    if m >= n_elig:
+        return np.concatenate(engine.map(_cs_all, index))
+    known = [u[1] for u in used if u[1] is not None]
+    fill = max(known) if known else 0.0
+    before = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    for s, b in enumerate(before):
+        engine.call(s, _cs_before, int(b))
+    bg = rng.bit_generator
+    name = type(bg).__name__
+    if name in _ADVANCE:
+        st = bg.state
+        engine.map(_cs_keys, engine.broadcast((fill, sub.tau, sub.weighting, (name, st))))
+        bg.advance(n_elig)  # what rng.gumbel(size=n_elig) leaves, with any buffered 32-bit draw kept
+        after = bg.state
+        after["has_uint32"], after["uinteger"] = st["has_uint32"], st["uinteger"]
+        bg.state = after
+    else:
+        for s, size in enumerate(sizes):
+            engine.call(s, _cs_keys, (fill, sub.tau, sub.weighting, rng.gumbel(size=size)))
+    ranges = [r for r in engine.map(_cs_range) if r is not None]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    while lo < hi:  # the largest t with #(key >= t) >= m: the m-th largest key
+        mid = lo + (hi - lo + 1) // 2
+        above, tied = _count(engine, mid)
+        if above + tied >= m:
+            lo = mid
+        else:
+            hi = mid - 1
+    parts = engine.map(_cs_count, lo)
+    need = m - sum(p[0] for p in parts)  # keys equal to the threshold, first in pool order
+    quotas = []
+    for _, tied in parts:
+        quotas.append(min(tied, need))
+        need -= quotas[-1]
+    out = [engine.call(s, _cs_take, (lo, q, index)) for s, q in enumerate(quotas)]
+    return np.concatenate(out)
