@@ -1,11 +1,11 @@
 """Scoring a large pool with a fitted model, in-process or on a Ray Data actor pool, into Parquet.
 
-:func:`score_to_parquet` reads the pool chunk by chunk (a ``.npy`` file or Parquet files with a
-feature column), runs the model on each chunk and writes one Parquet file per chunk,
-``part-<chunk>.parquet``, in the layout of :mod:`pickwise.engine.parquet`:
+:func:`score_to_parquet` reads the pool chunk by chunk (a ``.npy`` file, Parquet files with a
+feature column, or a folder of image files), runs the model on each chunk and writes one Parquet
+file per chunk, ``part-<chunk>.parquet``, in the layout of :mod:`pickwise.engine.parquet`:
 
 * ``id`` — the item's id (the row number for ``.npy`` unless ``ids`` is given; the ``id`` column of
-  Parquet input);
+  Parquet input; the relative path, ``"cat/001.png"``, of an image);
 * ``probs`` (N × K) and ``embeddings`` (N × d, the penultimate features: the head's input);
 * ``mc_probs`` (T·K per item, metadata ``pickwise.mc_probs.shape = "T,K"``) when ``n_draws`` is set;
 * ``score_<name>`` — a float per item for every name of ``scores`` (:data:`pickwise.scores.SCORES`
@@ -24,9 +24,11 @@ Engines
   ``ray.data.from_items(chunks).map_batches(_ChunkScorer, compute=ActorPoolStrategy(size=actors),
   num_cpus=..., num_gpus=..., batch_size=1)``. Each actor loads the model once (in ``__init__``) and,
   per chunk, reads that chunk's rows where it lives (the ``.npy`` by memory map, Parquet by the row
-  groups that hold the rows), scores them and writes the chunk's part file itself; only (chunk,
-  rows) pairs come back to the driver. Why chunk numbers rather than ``ray.data.read_parquet``: a
-  model's float results may depend on which rows share a forward pass (matrix-product blocking), and
+  groups that hold the rows, images by opening their files), scores them and writes the chunk's
+  part file itself; only (chunk, rows) pairs come back to the driver (a resumed run sends only the
+  missing chunks; the pool has at most one actor per chunk). Why chunk numbers rather than
+  ``ray.data.read_parquet``: a model's float results may depend on which rows share a forward pass
+  (matrix-product blocking, a convolution's strides), and
   Ray Data cuts batches at block boundaries it chooses; with chunks fixed by the row number, every
   forward pass sees the same rows on either engine, so the Ray output equals the local output bit
   for bit, for any number of actors. The part names follow the chunk numbers (input order, however
@@ -37,6 +39,21 @@ Engines
 Faults: Ray Data restarts a dead actor and retries its task (``max_restarts=-1``,
 ``max_task_retries=-1`` by default in its actor pools); each part file is written under a temporary
 name and renamed, so a chunk scored twice leaves one file with the same numbers.
+
+Image folders: every image file under the folder (:data:`pickwise.data.IMAGE_SUFFIXES`, also in
+sub-folders; hidden entries skipped), in path order folder by folder (for ``<class>/<file>`` the
+order of :func:`pickwise.data.image_folder_files`, whose relative paths ``pickwise select --ids``
+uses too, so the ids are the same strings). Each is converted to ``image_mode`` ("auto": greyscale
+"L" when every image is greyscale, else "RGB", as :func:`pickwise.data.load_image_folder` decides),
+resized (bilinear) when ``image_size`` is given, else all must share the first one's size, and
+scaled to float32 in [0, 1], channels first: rows of shape (C, H, W), the ``row_shape`` a
+:class:`TorchCheckpoint` of a CNN gets. Ids are strings, so :func:`latest_scores` (integer ids)
+does not apply to image folders; give the image folder's rows to ``rows`` by their position.
+
+Subsets: ``rows`` scores only those row numbers of the input (sorted ascending; the candidates of
+a subsampled round), reading only what holds them; the result equals scoring ``x[rows]`` as an
+input of its own with the same ``batch_size`` (chunks are ``batch_size`` consecutive candidates),
+with the input's ids of those rows.
 
 Determinism: a chunk's outputs are a function of the model, the chunk's rows and ``seed``; chunks
 are ``batch_size`` rows from row 0 (the last one shorter). With the same ``batch_size`` both
@@ -50,8 +67,15 @@ scores to a folder of its own (``scores/round-003``); :func:`latest_scores` fold
 earlier rounds into the latest value per item, the ``values`` that ``Subsample`` keeps
 (``sub.load_state_dict({"values": ...})``).
 
-A manifest, ``score.json``, is written last (rows, chunks, batch size, seed, draws, scores, columns):
-a folder without it holds an interrupted run.
+A plan, ``score.plan.json``, is written first (inputs, rows and their digest, batch size, outputs,
+scores, draws, seed, the source's settings, a :class:`TorchCheckpoint`'s weights digest), and a
+manifest, ``score.json``, last (rows, chunks, batch size, seed, draws, scores, columns): a folder
+with a plan but no manifest holds an interrupted run. ``resume=True`` (``pickwise score --resume``)
+finishes it: with the same plan (else a ValueError names the key that differs) it keeps the part
+files already there (each complete: written under a temporary name and renamed), scores the
+missing chunks and writes the manifest; the folder then equals an uninterrupted run's, since a
+chunk's outputs depend only on the plan. On a finished folder of the same plan ``resume`` does
+nothing. A model given as a plain callable is not checked (only a checkpoint's weights are).
 """
 
 from __future__ import annotations
@@ -71,10 +95,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MANIFEST", "TorchCheckpoint", "latest_scores", "score_rows", "score_to_parquet"]
+__all__ = ["IMAGE_MODES", "MANIFEST", "PLAN", "TorchCheckpoint", "latest_scores", "score_rows", "score_to_parquet"]
 
 #: the manifest written last into an output folder
 MANIFEST = "score.json"
+#: the plan written first into an output folder (what ``resume`` checks)
+PLAN = "score.plan.json"
 #: what ``outputs`` may name
 OUTPUTS = ("probs", "embeddings", "mc_probs")
 ENGINES = ("local", "ray")
@@ -209,6 +235,12 @@ class _NpySource:
         ids = np.arange(start, stop, dtype=np.int64) if self.ids is None else self.ids[start:stop]
         return ids, rows
 
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``rows`` (sorted row numbers): only their pages of the memory map are read."""
+        x = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        ids = rows.astype(np.int64) if self.ids is None else self.ids[rows]
+        return ids, np.ascontiguousarray(x[rows])
+
 
 @dataclass(frozen=True)
 class _ParquetSource:
@@ -221,23 +253,177 @@ class _ParquetSource:
     n: int
     row_shape: tuple[int, ...]
 
+    def _decode(self, table: Any, what: str) -> np.ndarray:
+        col = table.column(self.column).combine_chunks()
+        values = col.flatten().to_numpy(zero_copy_only=False)
+        m, width = table.num_rows, int(np.prod(self.row_shape))
+        if values.shape[0] != m * width:  # a row of another length (or a missing row) shifts the count
+            raise ValueError(f"column {self.column!r} must hold {width} numbers in every row; {what} "
+                             f"hold {values.shape[0]} values for {m} rows")
+        return values.reshape(m, *self.row_shape)
+
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         from .parquet import read_row_range
 
         cols = [self.column] + ([self.id_column] if self.id_column else [])
         table = read_row_range(self.files, cols, start, stop, self.groups)
-        col = table.column(self.column).combine_chunks()
-        values = col.flatten().to_numpy(zero_copy_only=False)
-        m, width = stop - start, int(np.prod(self.row_shape))
-        if values.shape[0] != m * width:  # a row of another length (or a missing row) shifts the count
-            raise ValueError(f"column {self.column!r} must hold {width} numbers in every row; rows "
-                             f"{start}..{stop - 1} hold {values.shape[0]} values for {m} rows")
-        x = values.reshape(m, *self.row_shape)
+        x = self._decode(table, f"rows {start}..{stop - 1}")
         if self.id_column:
             ids = table.column(self.id_column).to_numpy(zero_copy_only=False)
         else:
             ids = np.arange(start, stop, dtype=np.int64)
         return ids, x
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``rows`` (sorted global row numbers), reading only the row groups that hold them."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = [self.column] + ([self.id_column] if self.id_column else [])
+        where = [(f, g) for f, sizes in enumerate(self.groups) for g in range(len(sizes))]
+        starts = np.cumsum([0] + [n for sizes in self.groups for n in sizes])
+        group_of = np.searchsorted(starts, rows, side="right") - 1
+        parts, opened = [], {}
+        for gi in np.unique(group_of).tolist():
+            f, g = where[gi]
+            if f not in opened:
+                opened[f] = pq.ParquetFile(self.files[f])
+            local = rows[group_of == gi] - starts[gi]
+            parts.append(opened[f].read_row_group(g, columns=cols).take(pa.array(local)))
+        table = pa.concat_tables(parts)
+        x = self._decode(table, f"the {len(rows)} rows from row {int(rows[0])} on")
+        ids = table.column(self.id_column).to_numpy(zero_copy_only=False) if self.id_column else rows.astype(np.int64)
+        return ids, x
+
+
+#: image modes :func:`score_to_parquet` converts to ("auto": L when every image is greyscale, else RGB)
+IMAGE_MODES = ("auto", "RGB", "L")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_PILLOW_HINT = "reading image folders needs Pillow: pip install pillow"
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError(_PILLOW_HINT) from err
+    return Image
+
+
+@dataclass(frozen=True)
+class _ImageSource:
+    """The image files of a folder (relative POSIX paths, in order) as float32 (C, H, W) rows in [0, 1];
+    ids are the relative paths. ``size`` is (width, height) as Pillow has it: the resize target, or
+    (``resize`` False) the size every image must have."""
+
+    root: str
+    files: tuple[str, ...]
+    mode: str
+    size: tuple[int, int]
+    resize: bool
+
+    @property
+    def n(self) -> int:
+        return len(self.files)
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        return (1 if self.mode == "L" else 3, self.size[1], self.size[0])
+
+    def _pixels(self, i: int) -> np.ndarray:
+        Image = _pil()
+        name = self.files[i]
+        try:
+            with Image.open(Path(self.root) / name) as im:
+                im.load()
+                im = im.convert(self.mode)
+        except (OSError, ValueError, SyntaxError) as err:  # Pillow: UnidentifiedImageError, truncated files
+            raise ValueError(f"cannot read image {name!r} of {self.root!r}: {err}") from err
+        if im.size != self.size:
+            if not self.resize:
+                raise ValueError(f"images differ in size: {self.files[0]} is {self.size[0]}×{self.size[1]} but "
+                                 f"{name} is {im.size[0]}×{im.size[1]} (width×height); pass image_size (--image-size)")
+            im = im.resize(self.size, Image.BILINEAR)
+        a = np.asarray(im, dtype=np.float32) / 255.0  # as pickwise.data.load_image_folder scales them
+        return a[None] if self.mode == "L" else a.transpose(2, 0, 1)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array([self.files[r] for r in rows.tolist()], dtype=object)
+        x = np.stack([self._pixels(r) for r in rows.tolist()]) if len(rows) else np.zeros((0, *self.row_shape), np.float32)
+        return ids, np.ascontiguousarray(x)
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.take(np.arange(start, stop))
+
+
+def _folder_kind(p: Path) -> tuple[str, list[str]]:
+    """``("parquet", [])`` or ``("images", relative paths)`` for a folder (see :func:`score_to_parquet`)."""
+    from ..data.loaders import IMAGE_SUFFIXES
+
+    direct = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+    parquet = [f.name for f in direct if f.suffix == ".parquet"]
+    if parquet:
+        images = [f.name for f in direct if f.suffix.lower() in IMAGE_SUFFIXES]
+        if images:
+            raise ValueError(f"{str(p)!r} holds both .parquet files ({parquet[0]}) and image files ({images[0]}); "
+                             "point inputs at a folder of one kind")
+        return "parquet", []
+    found: list[tuple[str, ...]] = []
+    for top, dirs, names in os.walk(p):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # hidden entries are skipped, as image_folder_files does
+        rel = Path(top).relative_to(p).parts
+        for name in names:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{str(Path(top) / name)!r} in image folder {str(p)!r} is not an image file "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
+            found.append((*rel, name))
+    if not found:
+        raise ValueError(f"{str(p)!r} holds neither .parquet files (directly inside) nor image files "
+                         f"({', '.join(IMAGE_SUFFIXES)}, also in sub-folders)")
+    found.sort()  # folder by folder: the order of pickwise.data.image_folder_files for <class>/<file>
+    return "images", ["/".join(parts) for parts in found]
+
+
+def _image_size(image_size: Any) -> tuple[int, int] | None:
+    """``image_size`` as (height, width), or None."""
+    if image_size is None:
+        return None
+    hw = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else image_size
+    try:
+        ok = len(hw) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in hw)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"image_size must be a positive int or (height, width); got {image_size!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def _open_images(p: Path, files: list[str], image_mode: str, image_size: tuple[int, int] | None) -> _ImageSource:
+    """The folder's images as a source. "auto" reads every file's header here (mode and size, no pixels);
+    "RGB"/"L" read only the first one's (its size is the one every image must have without image_size)."""
+    Image = _pil()
+    modes: list[str] = []
+    first: tuple[int, int] | None = None
+    for name in files if image_mode == "auto" else files[:1]:
+        try:
+            with Image.open(p / name) as im:
+                mode, size = im.mode, im.size
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ValueError(f"cannot read image {name!r} of {str(p)!r}: {err}") from err
+        if first is None:
+            first = size
+        elif image_size is None and size != first:
+            raise ValueError(f"images differ in size: {files[0]} is {first[0]}×{first[1]} but {name} is "
+                             f"{size[0]}×{size[1]} (width×height); pass image_size (--image-size)")
+        modes.append(mode)
+    mode = image_mode
+    if mode == "auto":
+        mode = "L" if all(m in _GREY_MODES for m in modes) else "RGB"
+    assert first is not None
+    size = first if image_size is None else (image_size[1], image_size[0])  # Pillow: (width, height)
+    return _ImageSource(str(p.resolve()), tuple(files), mode, size, image_size is not None)
 
 
 def _list_width(pa: Any, typ: Any, column: str, where: str) -> int | None:
@@ -254,9 +440,15 @@ def _list_width(pa: Any, typ: Any, column: str, where: str) -> int | None:
     return width
 
 
-def _open_source(inputs: str | Path, *, column: str, id_column: str | None, ids: Any) -> Any:
-    """The input as a source (checked here, on the driver: names, widths, columns)."""
+def _open_source(inputs: str | Path, *, column: str, id_column: str | None, ids: Any, image_mode: str = "auto",
+                 image_size: tuple[int, int] | None = None) -> Any:
+    """The input as a source (checked here, on the driver: names, widths, columns, image headers)."""
     p = Path(inputs)
+    kind, files = _folder_kind(p) if p.is_dir() else ("file", [])
+    if kind == "images":
+        if ids is not None:
+            raise ValueError(f"ids are for .npy inputs; the ids of image folder {str(p)!r} are its files' paths")
+        return _open_images(p, files, image_mode, image_size)
     if p.suffix == ".npy" and not p.is_file():
         raise ValueError(f"no .npy file at {str(p)!r}")
     if p.suffix == ".npy":
@@ -319,10 +511,15 @@ class _Plan:
     scores: tuple[str, ...]
     n_draws: int | None
     seed: int
+    rows: np.ndarray | None = None  # sorted row numbers of the input to score (None: every row)
 
     @property
     def n_chunks(self) -> int:
         return -(-self.n // self.batch_size)
+
+    def chunk_rows(self, chunk: int) -> int:
+        """How many items chunk ``chunk`` holds."""
+        return min(self.batch_size, self.n - chunk * self.batch_size)
 
     def part(self, chunk: int) -> Path:
         width = max(6, len(str(self.n_chunks - 1)))
@@ -387,7 +584,7 @@ def _score_chunk(model: Any, source: Any, plan: _Plan, chunk: int) -> int:
 
     start = chunk * plan.batch_size
     stop = min(start + plan.batch_size, plan.n)
-    ids, x = source.read(start, stop)
+    ids, x = source.read(start, stop) if plan.rows is None else source.take(plan.rows[start:stop])
     seed = plan.seed
     if plan.n_draws is not None and getattr(model, "consistent_masks", True) is False:
         from ..utils import derive_seed
@@ -417,15 +614,15 @@ class _ChunkScorer:
 # ---------------------------------------------------------------------------------------------- engines
 
 
-def _run_local(model_source: ModelSource, source: Any, plan: _Plan, progress: bool) -> None:
+def _run_local(model_source: ModelSource, source: Any, plan: _Plan, chunks: Sequence[int], progress: bool) -> None:
     from ..progress import progress_bar, progress_bars
 
     model = model_source()
     _check_model(model, plan.outputs, plan.n_draws)
     with progress_bars(progress):  # this bar only, not one per chunk from the model's own passes
-        bar = progress_bar(plan.n, "scoring")
+        bar = progress_bar(sum(plan.chunk_rows(c) for c in chunks), "scoring")
     try:
-        for c in range(plan.n_chunks):
+        for c in chunks:
             bar.update(_score_chunk(model, source, plan, c))
     finally:
         bar.close()
@@ -468,8 +665,8 @@ def _ray_session(address: str | None, min_cpus: float) -> Iterator[Any]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run_ray(model_source: ModelSource, source: Any, plan: _Plan, *, actors: int, num_cpus: float,
-             num_gpus: float, address: str | None, progress: bool) -> None:
+def _run_ray(model_source: ModelSource, source: Any, plan: _Plan, chunks: Sequence[int], *, actors: int,
+             num_cpus: float, num_gpus: float, address: str | None, progress: bool) -> None:
     quiet = logging.getLogger("ray.data")
     level = quiet.level
     with _ray_session(address, actors * num_cpus) as ray:
@@ -477,22 +674,23 @@ def _run_ray(model_source: ModelSource, source: Any, plan: _Plan, *, actors: int
         ctx.enable_progress_bars = progress
         if not progress:  # Ray Data's INFO lines (plan, timings) would clutter a command's output
             quiet.setLevel(logging.ERROR)
-        ds = ray.data.from_items([{"chunk": c} for c in range(plan.n_chunks)],
-                                 override_num_blocks=min(plan.n_chunks, 4 * actors))
+        ds = ray.data.from_items([{"chunk": c} for c in chunks], override_num_blocks=min(len(chunks), 4 * actors))
         done = ds.map_batches(
             _ChunkScorer, fn_constructor_args=(model_source, source, plan), batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, num_gpus=num_gpus,
+            compute=ray.data.ActorPoolStrategy(size=min(actors, len(chunks))),  # no idle actor loading the model
+            num_cpus=num_cpus, num_gpus=num_gpus,
         )
-        rows = dict.fromkeys(range(plan.n_chunks), 0)
+        rows = dict.fromkeys(chunks, 0)
         try:
             for batch in done.iter_batches(batch_size=None, batch_format="numpy"):
                 for c, r in zip(batch["chunk"].tolist(), batch["rows"].tolist()):
                     rows[c] = r
         finally:
             quiet.setLevel(level)
-    if sum(rows.values()) != plan.n:  # every chunk written once: a lost chunk is a bug, not a fault
+    want = sum(plan.chunk_rows(c) for c in chunks)
+    if sum(rows.values()) != want:  # every chunk written once: a lost chunk is a bug, not a fault
         missing = [c for c, r in rows.items() if not r]
-        raise RuntimeError(f"Ray returned {sum(rows.values())} of {plan.n} rows; chunks {missing[:5]} missing")
+        raise RuntimeError(f"Ray returned {sum(rows.values())} of {want} rows; chunks {missing[:5]} missing")
 
 
 # ---------------------------------------------------------------------------------------------- public
@@ -534,6 +732,110 @@ def _check_number(name: str, value: Any, *, integer: bool, low: float) -> Any:
     return int(value) if integer else float(value)
 
 
+def _check_rows(rows: Any, n: int, inputs: str | Path) -> np.ndarray:
+    """``rows`` as a sorted int64 array of unique row numbers in 0 .. n − 1."""
+    if isinstance(rows, (str, bytes)) or np.ndim(rows) != 1:
+        raise ValueError(f"rows must be a 1-D sequence of row numbers; got {rows!r:.80}")
+    arr = np.asarray(rows)
+    if arr.size == 0:
+        raise ValueError("rows is empty: give at least one row number")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"rows must be integer row numbers; got {arr.dtype} values such as {arr[:3].tolist()}")
+    bad = arr[(arr < 0) | (arr >= n)]
+    if bad.size:
+        raise ValueError(f"rows must be in 0 .. {n - 1} (the rows of {str(inputs)!r}); got {bad[:5].tolist()}")
+    arr = np.sort(arr.astype(np.int64), kind="stable")
+    dup = arr[1:][arr[1:] == arr[:-1]]
+    if dup.size:
+        raise ValueError(f"rows must be unique; repeated: {np.unique(dup)[:5].tolist()}")
+    return arr
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _model_record(model_source: ModelSource) -> dict[str, Any] | None:
+    """What a resumed run checks of the model: a TorchCheckpoint's weights (by content) and architecture.
+    A plain callable cannot be checked (None)."""
+    if not isinstance(model_source, TorchCheckpoint):
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(model_source.weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    module = model_source.module if isinstance(model_source.module, str) else getattr(model_source.module, "__qualname__", None)
+    return json.loads(json.dumps({"weights_sha256": h.hexdigest(), "module": module,
+                                  "module_kwargs": dict(model_source.module_kwargs),
+                                  "n_classes": model_source.n_classes}, default=str))
+
+
+def _plan_record(inputs: str | Path, source: Any, plan: _Plan, model_source: ModelSource,
+                 column: str, id_column: str | None) -> dict[str, Any]:
+    """The plan file's content: what must be the same for a resumed run to continue this one."""
+    if isinstance(source, _ImageSource):
+        src: dict[str, Any] = {"kind": "images", "mode": source.mode, "size": list(source.size),
+                               "resize": source.resize, "files": _digest("\n".join(source.files).encode())}
+    elif isinstance(source, _ParquetSource):
+        src = {"kind": "parquet", "files": [Path(f).name for f in source.files], "column": column,
+               "id_column": id_column}
+    else:
+        ids = None if source.ids is None else _digest(json.dumps(source.ids.tolist(), default=str).encode())
+        src = {"kind": "npy", "ids": ids}
+    src["row_shape"] = list(source.row_shape)
+    rows = None if plan.rows is None else _digest(plan.rows.astype("<i8").tobytes())
+    return {"inputs": str(Path(inputs).resolve()), "input_rows": source.n, "rows": plan.n, "rows_digest": rows,
+            "batch_size": plan.batch_size, "outputs": list(plan.outputs), "scores": list(plan.scores),
+            "n_draws": plan.n_draws, "seed": plan.seed, "source": src, "model": _model_record(model_source)}
+
+
+def _differing(saved: Any, now: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first key (dotted) whose value differs between two plan records."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        for k in [*saved, *(k for k in now if k not in saved)]:
+            d = _differing(saved.get(k), now.get(k), f"{key}.{k}" if key else k)
+            if d:
+                return d
+        return None
+    return None if saved == now else (key, saved, now)
+
+
+def _check_out_dir(out: Path, inputs: str | Path, resume: bool, record: dict[str, Any]) -> str:
+    """What to do with ``out``: "new" (score every chunk), "resume" (the missing chunks) or "done"."""
+    if Path(inputs).is_dir() and out.resolve() == Path(inputs).resolve():
+        raise ValueError(f"out_dir {str(out)!r} is the input folder; write outputs elsewhere")
+    if isinstance(record["source"], dict) and record["source"]["kind"] == "images" \
+            and out.resolve().is_relative_to(Path(inputs).resolve()):
+        raise ValueError(f"out_dir {str(out)!r} is inside the input image folder; write outputs elsewhere")
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return "new"
+    if not out.is_dir():
+        raise ValueError(f"out_dir {str(out)!r} exists and is not a folder")
+    plan_file, finished = out / PLAN, (out / MANIFEST).is_file()
+    if not resume:
+        if plan_file.is_file() and not finished:
+            parts = len(list(out.glob("part-*.parquet")))
+            raise ValueError(f"out_dir {str(out)!r} holds an interrupted run ({parts} part files, no {MANIFEST}); "
+                             "finish it with resume=True (pickwise score --resume), or write to a new folder")
+        raise ValueError(f"out_dir {str(out)!r} exists and is not an empty folder; write each round to a new folder")
+    if not plan_file.is_file():
+        raise ValueError(f"out_dir {str(out)!r} holds no {PLAN}: not a pickwise score run that can be resumed")
+    try:
+        saved = json.loads(plan_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {str(plan_file)!r}: {err}") from err
+    diff = _differing(saved, record)
+    if diff:
+        key, was, now = diff
+        raise ValueError(f"out_dir {str(out)!r} holds a run of another plan: {key} is {was!r} there but "
+                         f"{now!r} now; resume with the same arguments, or write to a new folder")
+    return "done" if finished else "resume"
+
+
 def score_to_parquet(
     model_source: ModelSource,
     inputs: str | Path,
@@ -548,13 +850,17 @@ def score_to_parquet(
     column: str = "x",
     id_column: str | None = "id",
     ids: Any = None,
+    rows: Any = None,
+    image_mode: str = "auto",
+    image_size: int | tuple[int, int] | None = None,
+    resume: bool = False,
     actors: int = 1,
     num_cpus: float = 1,
     num_gpus: float = 0,
     address: str | None = None,
     progress: bool = False,
 ) -> Path:
-    """Score every row of ``inputs`` with a fitted model; write Parquet parts to ``out_dir`` (see the module doc).
+    """Score the rows of ``inputs`` with a fitted model; write Parquet parts to ``out_dir`` (see the module doc).
 
     Parameters
     ----------
@@ -565,11 +871,17 @@ def score_to_parquet(
         cloudpickle, once per actor), or a :class:`TorchCheckpoint` (weights on disk; its
         ``row_shape`` is filled in from the input). Called once per process (per actor).
     inputs : path
-        A ``.npy`` file of shape (n, features...) (ids: row numbers, or ``ids``), or a ``.parquet``
-        file / folder of them with a list-of-numbers column ``column`` and ids in ``id_column``
-        (None: row numbers). Image folders are not read here: convert them to ``.npy`` first.
+        A ``.npy`` file of shape (n, features...) (ids: row numbers, or ``ids``); a ``.parquet``
+        file, or a folder with ``*.parquet`` directly inside, with a list-of-numbers column ``column``
+        and ids in ``id_column`` (None: row numbers); or a folder of image files (``.png``, ``.jpg``,
+        ... as :data:`pickwise.data.IMAGE_SUFFIXES`, also in sub-folders such as ``<class>/<file>``;
+        hidden entries skipped; any other file is an error): items in path order, folder by folder
+        (the order of :func:`pickwise.data.image_folder_files`), ids the relative paths
+        (``"cat/001.png"``), rows float32 in [0, 1] of shape (C, H, W). A folder holding both
+        ``.parquet`` and image files directly inside, or neither, is an error.
     out_dir : path
-        A new or empty folder (not the input folder); gets ``part-*.parquet`` and ``score.json``.
+        A new or empty folder (not the input folder, nor inside an input image folder); gets
+        ``score.plan.json`` first, ``part-*.parquet``, and ``score.json`` last.
     engine : "local" or "ray"
     outputs : sequence of "probs", "embeddings", "mc_probs", or None
         Array columns to write; default probs and embeddings, plus mc_probs when ``n_draws`` is set.
@@ -578,6 +890,25 @@ def score_to_parquet(
         :data:`pickwise.scores.MC_SCORES` (on the draws; need ``n_draws``).
     n_draws, seed : MC-dropout draws per item and their seed (see the module doc for the masks).
     batch_size : rows per chunk: one forward pass sequence and one part file per chunk.
+    rows : sequence of int or None
+        Score only these row numbers of ``inputs`` (e.g. the candidates of a subsampled round): unique,
+        in 0 .. n − 1, scored in **ascending** order whatever the order given; chunks are
+        ``batch_size`` consecutive entries of the sorted list; only their rows are read (the
+        ``.npy`` pages, Parquet row groups or image files that hold them); the ids written are
+        those rows' ids. The outputs equal scoring ``x[sorted(rows)]`` as an input of its own.
+    image_mode : "auto", "RGB" or "L"
+        Image folders: the pixel mode every image is converted to: 3 or 1 channels. "auto" (as
+        :func:`pickwise.data.load_image_folder` and ``pickwise run`` do): "L" when every image is
+        greyscale, else "RGB"; it reads every file's header (not its pixels) before scoring.
+    image_size : int, (height, width) or None
+        Image folders: resize every image to this size (bilinear); None: all must share one size.
+    resume : bool
+        Finish an interrupted run in ``out_dir`` (part files and ``score.plan.json`` but no
+        ``score.json``): the plan must equal this call's (inputs, rows, batch size, outputs, scores,
+        draws, seed, the checkpoint's weights; else a ValueError names the key that differs); the
+        chunks whose part file exists are kept, the rest scored, then the manifest is written.
+        On a finished folder of the same plan it does nothing and returns ``out_dir``; on a new or
+        empty one it starts a run.
     actors, num_cpus, num_gpus : Ray only: the actor pool's size and each actor's resources.
         ``num_gpus`` only reserves GPUs (Ray sets each actor's ``CUDA_VISIBLE_DEVICES``); the model runs
         on its own ``device``: give a TorchCheckpoint ``options={"device": "cuda"}`` (``pickwise score
@@ -604,39 +935,56 @@ def score_to_parquet(
     num_gpus = _check_number("num_gpus", num_gpus, integer=False, low=0)
     if engine == "local" and (address is not None or actors != 1 or num_gpus):
         raise ValueError(f"address, actors and num_gpus are for engine 'ray' (engine is {engine!r})")
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress must be True or False; got {progress!r}")  # noqa: TRY004 (bad input is a ValueError here)
+    for name, flag in (("progress", progress), ("resume", resume)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False; got {flag!r}")  # noqa: TRY004 (bad input is a ValueError here)
+    if image_mode not in IMAGE_MODES:
+        raise ValueError(f"image_mode must be one of {', '.join(IMAGE_MODES)}; got {image_mode!r}")
+    size_hw = _image_size(image_size)
     outputs, scores = _check_names(outputs, scores, n_draws)
-    source = _open_source(inputs, column=column, id_column=id_column, ids=ids)
-    if source.n == 0:
-        raise ValueError(f"{str(inputs)!r} holds no rows")
-    out = Path(out_dir)
-    if Path(inputs).is_dir() and out.resolve() == Path(inputs).resolve():
-        raise ValueError(f"out_dir {str(out)!r} is the input folder; write outputs elsewhere")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"out_dir {str(out)!r} exists and is not an empty folder; write each round to a new folder")
     if isinstance(model_source, TorchCheckpoint):
         model_source.check()
-        if model_source.row_shape is None:
-            model_source = dataclasses.replace(model_source, row_shape=source.row_shape)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    plan = _Plan(str(out.resolve()), source.n, batch_size, outputs, scores, n_draws, seed)
-    try:
-        if engine == "local":
-            _run_local(model_source, source, plan, progress)
-        else:
-            _run_ray(model_source, source, plan, actors=actors, num_cpus=num_cpus, num_gpus=num_gpus,
-                     address=address, progress=progress)
-    except BaseException:
-        if created and not any(out.iterdir()):  # failed before writing anything: leave no trace
-            out.rmdir()
-        raise
+    source = _open_source(inputs, column=column, id_column=id_column, ids=ids, image_mode=image_mode,
+                          image_size=size_hw)
+    if source.n == 0:
+        raise ValueError(f"{str(inputs)!r} holds no rows")
+    row_list = None if rows is None else _check_rows(rows, source.n, inputs)
+    if isinstance(model_source, TorchCheckpoint) and model_source.row_shape is None:
+        model_source = dataclasses.replace(model_source, row_shape=source.row_shape)
+    out = Path(out_dir)
+    n = source.n if row_list is None else len(row_list)
+    plan = _Plan(str(out.resolve()), n, batch_size, outputs, scores, n_draws, seed, row_list)
+    record = _plan_record(inputs, source, plan, model_source, column, id_column)
+    state = _check_out_dir(out, inputs, resume, record)
+    if state == "done":
+        return out
     from .._fs import atomic_write
 
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    if state == "new":
+        with atomic_write(out / PLAN) as f:
+            f.write(json.dumps(record, indent=1).encode())
+    chunks = [c for c in range(plan.n_chunks) if state == "new" or not plan.part(c).is_file()]
+    try:
+        if not chunks:
+            pass  # killed after the last part but before the manifest
+        elif engine == "local":
+            _run_local(model_source, source, plan, chunks, progress)
+        else:
+            _run_ray(model_source, source, plan, chunks, actors=actors, num_cpus=num_cpus, num_gpus=num_gpus,
+                     address=address, progress=progress)
+    except BaseException:
+        if state == "new" and not any(out.glob("part-*.parquet")):  # failed before writing a part: leave no trace
+            (out / PLAN).unlink(missing_ok=True)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
     manifest = {"rows": plan.n, "chunks": plan.n_chunks, "batch_size": batch_size, "seed": seed,
                 "n_draws": n_draws, "outputs": list(outputs), "scores": list(scores),
-                "score_columns": [f"score_{s}" for s in scores], "inputs": str(inputs), "engine": engine}
+                "score_columns": [f"score_{s}" for s in scores], "inputs": str(inputs), "engine": engine,
+                "input_rows": source.n, "subset": row_list is not None,
+                "resumed_chunks": plan.n_chunks - len(chunks)}
     with atomic_write(out / MANIFEST) as f:
         f.write(json.dumps(manifest, indent=1).encode())
     return out
