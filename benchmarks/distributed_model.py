@@ -1,12 +1,17 @@
 """The cost model of distributed BADGE selection for pools of 100M and 1B rows (docs/distributed.md).
 
-    python benchmarks/distributed_model.py --c 1.6e-10 --latency 1e-3
+    .venv/bin/python benchmarks/distributed_model.py                        # L measured here, and 1 ms
+    .venv/bin/python benchmarks/distributed_model.py --c 1.84e-10 --latency 0.8e-3 1e-3
 
 Inputs: ``--c``, seconds per (row × feature) of one exact k-means++ round on one worker — measured by
-benchmarks/distributed_scale.py as the one-process BADGE time / (k · N · (K + d)); ``--latency``, one
-driver↔actor round trip on the cluster (seconds); ``--gemm`` how much cheaper a row × centre distance is
-when k-means|| computes many centres at once (a matrix product) than in exact k-means++'s matrix–vector
-round (measured ≈ 2 on this machine: benchmarks/distributed.py's k-means|| row).
+benchmarks/distributed.py (the 10M-row Parquet run) as the one-process BADGE time / (k · N · (K + d)):
+254.4 s / (1000 · 10⁷ · 138) = 1.84e-10, the default. ``--latency``, one or more values of L, the
+driver↔actor round trip (seconds): the default is the loopback value measured by
+benchmarks/rpc_latency.py (one real pickwise round on Ray at W = 2 and 4 actors, fitted as (W + 3) · L:
+0.8 ms on this 2-core machine, small arguments inline; 1.1 ms before that; a bare Ray call alone takes 0.7-0.9 ms) and the 1 ms assumed for a cluster.
+``--gemm``, how much cheaper a row × centre distance is when k-means|| computes many centres at once (a
+matrix product) than in exact k-means++'s matrix–vector round (measured ≈ 2 on this machine:
+benchmarks/distributed_engines.py's k-means|| row).
 
 Exact k-means++ (pickwise.engine.sharded_kmeanspp), k rounds, each: every worker updates D² for its N/W
 rows against the new centre, then a sequential fold of the running sum over the W shards (so the picks
@@ -15,6 +20,8 @@ equal np.cumsum's, bit for bit), then one call to the owner of the sampled row:
 k-means|| (pickwise.engine.sharded_kmeans_parallel, r rounds, ℓ = 2k): r rounds of D² against ℓ new
 centres, one counting pass against all ~r·ℓ candidates, a driver-side weighted k-means++:
     T_par ≈ ((r + 1) · ℓ) · (c / gemm) · (N / W) · (K + d) + 2 (r + 2) · L,  bytes ≈ 2 (r + 1) · ℓ · (K + d) · 4
+One table, the exact totals and the faster method for every L; then, for every L, the smallest W at
+which k-means|| is faster (comparing the two totals).
 """
 
 from __future__ import annotations
@@ -22,38 +29,76 @@ from __future__ import annotations
 import argparse
 
 PAR = "k-means\\|\\|"  # escaped for a Markdown table
+C_MEASURED = 1.84e-10  # benchmarks/distributed.py, 10M rows: 254.4 s / (1000 · 1e7 · 138)
+L_LOOPBACK = 0.8e-3  # benchmarks/rpc_latency.py: a pickwise round on Ray, loopback, W = 2 and 4, = (W + 3) · L
+L_CLUSTER = 1e-3  # assumed for a cluster's network
+
+
+def exact_time(n: int, w: int, *, c: float, L: float, k: int, f: int) -> tuple[float, float]:
+    """Exact k-means++: (compute per worker, rounds × latency), seconds."""
+    return k * c * (n / w) * f, k * (w + 3) * L
+
+
+def par_time(n: int, w: int, *, c: float, L: float, k: int, f: int, r: int, gemm: float) -> float:
+    """k-means|| with r rounds and ℓ = 2k, seconds."""
+    return (r + 1) * 2 * k * (c / gemm) * (n / w) * f + 2 * (r + 2) * L
+
+
+def takeover(n: int, *, c: float, L: float, k: int, f: int, r: int, gemm: float, limit: int = 1_000_000) -> int | None:
+    """The smallest W at which k-means|| is faster than exact k-means++ (None: not below ``limit``)."""
+    for w in range(1, limit + 1):
+        if par_time(n, w, c=c, L=L, k=k, f=f, r=r, gemm=gemm) < sum(exact_time(n, w, c=c, L=L, k=k, f=f)):
+            return w
+    return None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--c", type=float, required=True, help="seconds per row × feature per exact round")
-    ap.add_argument("--latency", type=float, default=1e-3, help="driver↔actor round trip (s), default 1 ms")
+    ap.add_argument("--c", type=float, default=C_MEASURED,
+                    help=f"seconds per row × feature per exact round (default {C_MEASURED:g}, measured at 10M rows)")
+    ap.add_argument("--latency", type=float, nargs="+", default=[L_LOOPBACK, L_CLUSTER],
+                    help=f"driver↔actor round trips L to compare (s); default {L_LOOPBACK:g} (measured, loopback) "
+                         f"and {L_CLUSTER:g} (assumed, cluster)")
     ap.add_argument("--gemm", type=float, default=2.0, help="k-means|| per-distance advantage (default 2)")
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--features", type=int, default=138, help="K + d (default 10 + 128)")
     ap.add_argument("--rounds", type=int, default=2, help="k-means|| rounds r (Spark's default 2)")
     args = ap.parse_args()
-    c, L, k, f, r = args.c, args.latency, args.k, args.features, args.rounds
-    ell = 2 * k
-    print(f"c = {c:.3g} s per row·feature, L = {L * 1e3:g} ms, k = {k}, K + d = {f}, k-means|| r = {r}, ℓ = 2k\n")
-    print("| rows | workers | exact: compute / worker (s) | exact: rounds × latency (s) | exact total (s) | exact bytes "
-          "| k-means\\|\\| total (s) | k-means\\|\\| bytes | faster |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name in ("c", "gemm", "k", "features", "rounds"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name} must be > 0; got {getattr(args, name)}")
+    if min(args.latency) < 0:
+        ap.error(f"--latency must be >= 0; got {args.latency}")
+    c, k, f, r, gemm = args.c, args.k, args.features, args.rounds, args.gemm
+    opts = {"c": c, "k": k, "f": f}
+    Ls = args.latency
+    ms = [f"{L * 1e3:g} ms" for L in Ls]
+    print(f"c = {c:.3g} s per row·feature, L = {', '.join(ms)}, k = {k}, K + d = {f}, k-means|| r = {r}, ℓ = 2k, "
+          f"gemm = {gemm:g}\n")
+    print("| rows | workers | exact: compute / worker (s) | "
+          + " | ".join(f"exact: rounds × latency, L = {m} (s) | exact total, L = {m} (s)" for m in ms)
+          + " | exact bytes | k-means\\|\\| total (s) | k-means\\|\\| bytes | "
+          + " | ".join(f"faster, L = {m}" for m in ms) + " |")
+    print("|---:|---:|---:|" + "---:|---:|" * len(Ls) + "---:|---:|---:|" + "---|" * len(Ls))
     for n in (100_000_000, 1_000_000_000):
         for w in (8, 32, 128):
-            comp = k * c * (n / w) * f
-            lat = k * (w + 3) * L
-            par = (r + 1) * ell * (c / args.gemm) * (n / w) * f + 2 * (r + 2) * L
+            cells, faster = [], []
+            comp = exact_time(n, w, L=0.0, **opts)[0]
+            for L in Ls:
+                lat = exact_time(n, w, L=L, **opts)[1]
+                par = par_time(n, w, L=L, r=r, gemm=gemm, **opts)
+                cells.append(f"{lat:,.1f} | {comp + lat:,.0f}")
+                faster.append(PAR if par < comp + lat else "exact")
+            par = par_time(n, w, L=Ls[0], r=r, gemm=gemm, **opts)  # its 2 (r + 2) L is milliseconds whatever L
             b_exact = k * (450 + w * 200)
-            b_par = 2 * (r + 1) * ell * f * 4
-            print(f"| {n:,} | {w} | {comp:,.0f} | {lat:,.1f} | {comp + lat:,.0f} | {b_exact / 1e6:.1f} MB | {par:,.0f} | "
-                  f"{b_par / 1e6:.0f} MB | {PAR if par < comp + lat else 'exact'} |")
-    print("\nk-means|| (r rounds) takes over when (W + 3)·L > ((r + 1)·2/gemm − 1)·c·(N / W)·(K + d), i.e. at about")
+            b_par = 2 * (r + 1) * 2 * k * f * 4
+            print(f"| {n:,} | {w} | {comp:,.0f} | " + " | ".join(cells) + f" | {b_exact / 1e6:.1f} MB | {par:,.0f} | "
+                  f"{b_par / 1e6:.0f} MB | " + " | ".join(faster) + " |")
+    print("\nk-means|| takes over from exact k-means++ (the two totals compared) at")
     for n in (100_000_000, 1_000_000_000):
-        w = 1
-        while (w + 3) * L <= ((r + 1) * 2 / args.gemm - 1) * c * (n / w) * f and w < 100_000:
-            w += 1
-        print(f"  N = {n:,}: W ≥ {w} workers")
+        at = [takeover(n, L=L, r=r, gemm=gemm, **opts) for L in Ls]
+        said = [f"W ≥ {w} workers (L = {m})" if w else f"not below 10⁶ workers (L = {m})" for w, m in zip(at, ms)]
+        print(f"  N = {n:,}: " + ", ".join(said))
 
 
 if __name__ == "__main__":

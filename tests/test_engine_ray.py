@@ -353,3 +353,15 @@ def test_cluster_of_three_nodes_same_picks(ray_env):
         assert not ray.is_initialized()  # the engine connected, so it disconnects
     finally:
         cluster.shutdown()
+
+
+def test_small_arguments_travel_inline_and_large_ones_through_the_object_store():
+    """RayEngine.broadcast returns small plain data as it is (sent with each call) and ray.put's the rest."""
+    from pickwise.engine.ray import INLINE_BYTES, _small
+
+    assert _small((3, (np.zeros(138, dtype=np.float32), np.float64(1.5)), 2.0, True))
+    assert _small(("PCG64", {"state": {"state": 2**100, "inc": 7}, "has_uint32": 0, "uinteger": 0}))
+    assert not _small(np.zeros(INLINE_BYTES // 8 + 1))
+    assert not _small([np.zeros(10)] * (INLINE_BYTES // 80 + 1))
+    assert not _small((1, lambda s: s))
+    assert not _small(np.array([object()], dtype=object))
