@@ -145,7 +145,7 @@ def main() -> None:
             print(f"  {fname:6s} {sname:7s} " + "  ".join(f"@{b}: {m:.3f}±{s:.3f}" for b, m, s in zip(budgets, mean, se))
                   + f"  ({np.mean(secs):.2f} s/round)", flush=True)
 
-    print(f"\n| features | strategy | " + " | ".join(f"macro-F1 @ {b}" for b in budgets) + " | s / round |")
+    print("\n| features | strategy | " + " | ".join(f"macro-F1 @ {b}" for b in budgets) + " | s / round |")
     print("|---|---|" + "---:|" * len(budgets) + "---:|")
     for (fname, sname), (mean, se, sec) in results.items():
         cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, se))

@@ -135,11 +135,9 @@ def run_task(spec: dict) -> dict:
     model, pool = _pool_inputs(spec) if spec["task"] != "torch_mc" else (None, None)
     unl = pool.unlabeled if pool is not None else None
     task, k, seed = spec["task"], spec.get("k", 1000), spec.get("seed", 0)
-    import sklearn.cluster
-    import sklearn.metrics
 
     if spec.get("search"):
-        import faiss
+        pass
 
     if task == "strategy":
         strat = _strategy(spec)
