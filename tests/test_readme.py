@@ -1,7 +1,9 @@
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -117,5 +119,43 @@ def test_readme_pools_beyond_one_machine_block_runs_as_written(tmp_path):
     """The Ray example: a local Ray instance (loopback only) gives the single-machine BADGE picks."""
     if os.environ.get("CI") != "true":
         pytest.importorskip("ray")
-    (block,) = re.findall(r"```python\n(.*?)```", _section("Pools beyond one machine (preview)"), flags=re.S)
+    (block,) = re.findall(r"```python\n(.*?)```", _section("Pools beyond one machine"), flags=re.S)
     assert _run_python(block, tmp_path, timeout=180) == ["same picks: True"]
+
+
+@pytest.mark.slow
+def test_readme_pools_beyond_one_machine_walkthrough_runs_as_written(tmp_path):
+    """The laptop round: score on a Ray Data actor pool, BADGE on Ray = in one process, candidates drawn
+    from the score history on Ray, only those re-scored, entropy top-k over them; as written, from a
+    checkout's root with its .venv (here a fresh folder laid out the same way)."""
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("ray")
+    import numpy as np
+
+    from pickwise.engine.parquet import read_outputs
+
+    (block,) = re.findall(r"```bash\n(.*?)```", _section("Pools beyond one machine"), flags=re.S)
+    work = tmp_path / "checkout"
+    work.mkdir()
+    (work / "scripts").symlink_to(README.parent / "scripts")
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="pwrd-"))  # short: Ray's socket paths must fit
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(ray_tmp)}
+    try:
+        out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, timeout=400,
+                             cwd=work, env=env)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "same picks" in out.stdout
+    assert "400 candidates of 1338 unlabelled items" in out.stdout
+    big = work / "big"
+    cand, labeled = np.load(big / "cand.npy"), np.load(big / "labeled.npy")
+    assert cand.shape == (400,) and np.all(np.diff(cand) > 0) and not np.isin(cand, labeled).any()
+    r1, r2 = read_outputs(big / "r1"), read_outputs(big / "r2")
+    assert r2["id"].tolist() == cand.tolist()  # only the candidates were scored, with their item ids
+    np.testing.assert_allclose(r2["probs"], r1["probs"][cand], rtol=1e-5, atol=1e-7)
+    rows = (big / "picks2.csv").read_text().strip().splitlines()
+    assert rows[0] == "rank,index,id,score" and len(rows) == 101
+    top = np.sort(r2["score_entropy"])[::-1][:100]
+    np.testing.assert_allclose(sorted((float(r.split(",")[3]) for r in rows[1:]), reverse=True), top, rtol=1e-9)
