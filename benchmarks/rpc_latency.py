@@ -100,7 +100,7 @@ def tiny_pool(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def engine_rounds(pool: dict[str, np.ndarray], w: int, cpus: float, k: int, repeats: int,
-                  seed: int) -> tuple[float, float, bool]:
+                  seed: int, sums: str = "sequential") -> tuple[float, float, bool]:
     """Best-of-``repeats`` seconds of sharded_kmeanspp on RayEngine and LocalEngine (interleaved),
     and whether their picks are equal."""
     from pickwise.engine import LocalEngine, RayEngine, sharded_kmeanspp
@@ -111,9 +111,9 @@ def engine_rounds(pool: dict[str, np.ndarray], w: int, cpus: float, k: int, repe
         sharded_kmeanspp(eng, min(k, 20), rng=np.random.default_rng(seed))  # warm-up: imports in the actors
         for _ in range(repeats):
             t0 = time.perf_counter()
-            on_ray = sharded_kmeanspp(eng, k, rng=np.random.default_rng(seed))
+            on_ray = sharded_kmeanspp(eng, k, rng=np.random.default_rng(seed), sums=sums)
             t1 = time.perf_counter()
-            on_local = sharded_kmeanspp(local, k, rng=np.random.default_rng(seed))
+            on_local = sharded_kmeanspp(local, k, rng=np.random.default_rng(seed))  # exact: the sequential sums
             t2 = time.perf_counter()
             best_ray, best_local = min(best_ray, t1 - t0), min(best_local, t2 - t1)
             same = same and bool(np.array_equal(on_ray, on_local))
@@ -174,6 +174,14 @@ def main() -> None:
                   f"{per_round * 1e3:10.2f} {per_round / L:6.1f} {(w + 3) * L * 1e3:11.2f} ms")
         print("\nround = (Ray − local) / k: one exact k-means++ round's latency, pickwise included; "
               "L = the median single call")
+        print(f"\nthe same with sums=\"parallel\" (two-level D² sampling: one parallel step and one call per round)")
+        print(f"{'W':>3} {'Ray s':>8} {'local s':>8} {'round (ms)':>10} {'÷ L':>6} {'÷ sequential':>12} {'picks = exact':>13}")
+        for w in args.workers:
+            t_ray, t_local, same = engine_rounds(pool, w, args.cpus, args.k, args.repeats, args.seed, sums="parallel")
+            per_round = (t_ray - t_local) / args.k
+            L = raw[w]["call"][0] * 1e-3
+            print(f"{w:3d} {t_ray:8.3f} {t_local:8.3f} {per_round * 1e3:10.2f} {per_round / L:6.1f} "
+                  f"{per_round / rounds[w]:12.2f} {same!s:>13}")
         # the model's latency term is (W + 3) · L per round: the least-squares L over the measured rounds
         units = np.array([w + 3 for w in rounds], dtype=float)
         fit = float((units * np.array(list(rounds.values()))).sum() / (units**2).sum())

@@ -144,22 +144,26 @@ def factors(n: int, dtype=np.float64, seed: int = 0, dup: int = 1):
 @pytest.mark.parametrize("n_shards", SHARDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("prune", [True, False])
-def test_kmeanspp_equals_kmeanspp_seeding(n_shards, dtype, prune):
+@pytest.mark.parametrize("sums", ["sequential", "parallel"])
+def test_kmeanspp_equals_kmeanspp_seeding(n_shards, dtype, prune, sums):
+    """"sequential" is exact by construction; "parallel" (two-level sampling) differs only where u·Σ
+    lands within rounding of a row boundary, which none of these draws does."""
     a, h = factors(400, dtype)
     eng = LocalEngine.from_arrays({"a": a, "h": h}, n_shards=n_shards)
     r1, r2 = np.random.default_rng(4), np.random.default_rng(4)
-    got = sharded_kmeanspp(eng, 80, rng=r1, prune=prune)
+    got = sharded_kmeanspp(eng, 80, rng=r1, prune=prune, sums=sums)
     assert np.array_equal(got, kmeanspp_seeding(GradEmbedding(a, h), 80, rng=r2, prune=prune))
     assert same_rng_after(r1, r2)
 
 
 @pytest.mark.parametrize("n_shards", SHARDS)
-def test_kmeanspp_random_first_and_exhausted_mass(n_shards):
+@pytest.mark.parametrize("sums", ["sequential", "parallel"])
+def test_kmeanspp_random_first_and_exhausted_mass(n_shards, sums):
     # 30 distinct rows, each 4 times: after 30 picks every D² is 0 and the picks go uniform
     a, h = factors(120, seed=1, dup=4)
     eng = LocalEngine.from_arrays({"a": a, "h": h}, n_shards=n_shards)
     r1, r2 = np.random.default_rng(9), np.random.default_rng(9)
-    got = sharded_kmeanspp(eng, 50, rng=r1, first="random")
+    got = sharded_kmeanspp(eng, 50, rng=r1, first="random", sums=sums)
     ref = kmeanspp_seeding(GradEmbedding(a, h), 50, rng=r2, first="random")
     assert np.array_equal(got, ref) and len(set(got)) == 50
     assert same_rng_after(r1, r2)
@@ -175,6 +179,22 @@ def test_kmeanspp_dense_embedding_and_empty_shard():
     assert eng.sizes == (40, 0, 50)
     ref = kmeanspp_seeding(x, 30, rng=np.random.default_rng(0))
     assert np.array_equal(sharded_kmeanspp(eng, 30, rng=np.random.default_rng(0)), ref)
+    assert np.array_equal(sharded_kmeanspp(eng, 30, rng=np.random.default_rng(0), sums="parallel"), ref)
+
+
+def test_two_level_sampling_draws_in_proportion_to_d2():
+    """sums="parallel": the second pick's frequencies over many seeds follow D² to the first centre
+    (a chi-square check against the exact probabilities; the first pick is the largest norm)."""
+    x = np.array([[0.0], [1.0], [2.0], [4.0], [-3.0], [10.0]])
+    eng = LocalEngine.from_arrays({"a": np.ones((6, 1)), "h": x}, n_shards=3)
+    d2 = (x[:, 0] - 10.0) ** 2
+    p = d2 / d2.sum()
+    counts = np.bincount([sharded_kmeanspp(eng, 2, rng=np.random.default_rng(s), sums="parallel")[1]
+                          for s in range(3000)], minlength=6)
+    assert counts[5] == 0
+    expected = 3000 * p[:5]
+    chi2 = float(((counts[:5] - expected) ** 2 / expected).sum())
+    assert chi2 < 18.5  # 4 degrees of freedom, p = 0.001
 
 
 def test_badge_select_equals_sharded_kmeanspp():
@@ -196,6 +216,8 @@ def test_kmeanspp_errors():
         sharded_kmeanspp(eng, 21, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="first"):
         sharded_kmeanspp(eng, 2, rng=np.random.default_rng(0), first="max")
+    with pytest.raises(ValueError, match="sums.*'tree'"):
+        sharded_kmeanspp(eng, 2, rng=np.random.default_rng(0), sums="tree")
     with pytest.raises(ValueError, match="no array 'g'"):
         sharded_kmeanspp(eng, 2, rng=np.random.default_rng(0), a="g")
     mixed = LocalEngine([{"a": a[:10], "h": h[:10]}, {"a": a[10:].astype(np.float32), "h": h[10:].astype(np.float32)}])

@@ -100,6 +100,7 @@ def check_same_picks(eng, a, h, score) -> None:
     r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
     assert np.array_equal(sharded_top_k(eng, k, rng=r1), top_k(score, k, rng=r2))
     assert np.array_equal(sharded_kmeanspp(eng, k, rng=r1), kmeanspp_seeding(GradEmbedding(a, h), k, rng=r2))
+    assert np.array_equal(sharded_kmeanspp(eng, k, rng=r1, sums="parallel"), kmeanspp_seeding(GradEmbedding(a, h), k, rng=r2))
     lab = h[:5] + 0.5
     assert np.array_equal(sharded_kcenter(eng, k, centres=lab, rng=r1, x="h"), kcenter_greedy(h, k, centres=lab, rng=r2))
     assert np.array_equal(sharded_kcenter(eng, k, rng=r1, x="h"), kcenter_greedy(h, k, rng=r2))

@@ -77,10 +77,10 @@ def test_engine_without_labelled_items_and_with_a_whole_shard_excluded(tmp_path)
           "max_entropy, badge, coreset, dbal; got --strategy 'random'")),
         (["--strategy", "margin", "--engine", "local", "--shards", "0"], "--shards must be >= 1; got 0"),
         (["--strategy", "margin", "--engine", "local", "--shards", "91"], "--shards 91 exceeds the 90 items"),
-        (["--strategy", "margin", "--shards", "2"], "--shards need --engine local or --engine ray"),
+        (["--strategy", "margin", "--shards", "2"], "--shards needs --engine local or --engine ray"),
         (["--strategy", "margin", "--engine", "local", "--address", "127.0.0.1:1"],
          "--address '127.0.0.1:1' needs --engine ray"),
-        (["--strategy", "margin", "--approximate"], "--approximate need --engine local or --engine ray"),
+        (["--strategy", "margin", "--approximate"], "--approximate needs --engine local or --engine ray"),
         (["--strategy", "margin", "--engine", "local", "--approximate"],
          "--approximate is for --strategy badge (k-means||) or coreset (two-round); --strategy margin is exact"),
     ],
@@ -135,3 +135,18 @@ def test_approximate_selection_from_the_cli(tmp_path, strategy):
     excluded = {int(v) for v in paths["exclude"].read_text().split()}
     assert len(set(picked)) == len(picked) > 0
     assert not set(picked) & (set(np.load(paths["labeled"]).tolist()) | excluded)
+
+
+def test_two_level_badge_from_the_cli(tmp_path, capsys):
+    """--two-level (two-level D² sampling): the plain CSV on this pool; refused outside exact badge."""
+    paths = write_outputs(tmp_path)
+    assert select(paths, tmp_path / "plain.csv", "badge") == 0
+    assert select(paths, tmp_path / "two.csv", "badge", "--engine", "local", "--shards", "3", "--two-level") == 0
+    assert (tmp_path / "two.csv").read_text() == (tmp_path / "plain.csv").read_text()
+    capsys.readouterr()
+    assert select(paths, tmp_path / "x.csv", "coreset", "--engine", "local", "--two-level") == 2
+    assert "--two-level is for exact --strategy badge" in capsys.readouterr().err
+    assert select(paths, tmp_path / "x.csv", "badge", "--engine", "local", "--two-level", "--approximate") == 2
+    assert "with --approximate" in capsys.readouterr().err
+    assert select(paths, tmp_path / "x.csv", "badge", "--two-level") == 2
+    assert "--two-level needs --engine" in capsys.readouterr().err

@@ -260,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --engine ray: the Ray cluster to join (host:port, ray://host:port or auto); "
                           "default: start Ray on this machine, listening on 127.0.0.1 only")
     sel.add_argument("--shards", type=int, default=None, help="with --engine: shards of the pool (>= 1; default: 1)")
+    sel.add_argument("--two-level", action="store_true",
+                     help="with --engine, badge: two-level D² sampling (every shard sums its own D² at once; "
+                          "about 2 steps of latency per pick instead of shards + 3); the plain picks except where "
+                          "a draw lands within rounding of a row boundary (docs/distributed.md)")
     sel.add_argument("--approximate", action="store_true",
                      help="with --engine, badge or coreset: a few rounds instead of k (badge: k-means||, coreset: "
                           "the two-round composable core-set); NOT the plain picks (pickwise.engine.approx)")
@@ -461,9 +465,10 @@ def _check_engine_options(args: argparse.Namespace) -> None:
 
     if args.engine is None:
         given = [flag for flag, v in (("--shards", args.shards), ("--address", args.address),
-                                      ("--approximate", args.approximate or None)) if v is not None]
+                                      ("--approximate", args.approximate or None),
+                                      ("--two-level", args.two_level or None)) if v is not None]
         if given:
-            raise ValueError(f"{' and '.join(given)} need --engine local or --engine ray")
+            raise ValueError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --engine local or --engine ray")
         return
     if args.shards is not None and args.shards < 1:
         raise ValueError(f"--shards must be >= 1; got {args.shards}")
@@ -475,6 +480,9 @@ def _check_engine_options(args: argparse.Namespace) -> None:
     if args.approximate and args.strategy not in ("badge", "coreset"):
         raise ValueError(f"--approximate is for --strategy badge (k-means||) or coreset (two-round); "
                          f"--strategy {args.strategy} is exact already")
+    if args.two_level and (args.strategy != "badge" or args.approximate):
+        raise ValueError(f"--two-level is for exact --strategy badge (k-means++); got --strategy {args.strategy}"
+                         + (" with --approximate" if args.approximate else ""))
 
 
 def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool: Any, n_draws: int | None,
@@ -521,7 +529,7 @@ def _select_on_engine(args: argparse.Namespace, strategy: Any, model: Any, pool:
     before = copy.deepcopy(rng)
     def run(eng: Any) -> np.ndarray:
         return select_sharded(eng, args.strategy, args.k, rng=rng, n_draws=n_draws, centres=centres,
-                              approximate=args.approximate)
+                              approximate=args.approximate, sums="parallel" if args.two_level else "sequential")
 
     picks = pool.unlabeled[run_with_restarts(build, run, rng=rng)]
     if isinstance(strategy, ScoreBased):

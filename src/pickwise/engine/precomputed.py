@@ -138,6 +138,7 @@ def select_sharded(
     centres: np.ndarray | None = None,
     on_pick: Callable[[int], None] | None = None,
     approximate: bool = False,
+    sums: str = "sequential",
 ) -> np.ndarray:
     """Positions (in the sharded pool) of ``strategy``'s ``k`` picks, in pick order.
 
@@ -160,6 +161,10 @@ def select_sharded(
         ``badge``: k-means|| instead of exact k-means++; ``coreset``: the two-round composable
         core-set instead of exact greedy (:mod:`pickwise.engine.approx`: a few rounds instead of
         k, not the single-machine picks). Refused for the other strategies.
+    sums : "sequential" or "parallel"
+        ``badge`` (exact): how k-means++ sums D² over the shards (see
+        :func:`~pickwise.engine.sharded_kmeanspp`): "parallel" is two-level sampling, about 2 steps of
+        latency per round instead of W + 3, equal picks up to the rounding of the sums.
 
     Returns
     -------
@@ -168,6 +173,11 @@ def select_sharded(
     needed_arrays(strategy)  # refuses a strategy without an engine path
     if not isinstance(approximate, (bool, np.bool_)):
         raise ValueError(f"approximate must be True or False; got {approximate!r}")
+    if sums not in ("sequential", "parallel"):
+        raise ValueError(f"sums must be 'sequential' or 'parallel'; got {sums!r}")
+    if sums != "sequential" and (strategy != "badge" or approximate):
+        raise ValueError(f"sums={sums!r} is for exact badge (k-means++); got strategy {strategy!r}"
+                         + (" with approximate=True" if approximate else ""))
     if approximate and strategy not in ("badge", "coreset"):
         raise ValueError(f"approximate selection exists for badge (k-means||) and coreset (two-round); "
                          f"strategy {strategy!r} is exact already")
@@ -187,7 +197,7 @@ def select_sharded(
                 from .approx import sharded_kmeans_parallel
 
                 return sharded_kmeans_parallel(engine, k, rng=rng, a="_pw_a", h="_pw_h")
-            return sharded_kmeanspp(engine, k, rng=rng, a="_pw_a", h="_pw_h", on_pick=on_pick)
+            return sharded_kmeanspp(engine, k, rng=rng, a="_pw_a", h="_pw_h", on_pick=on_pick, sums=sums)
         _raise_first(engine.map(_x_init))
         if centres is not None:
             centres = np.asarray(centres, dtype=np.float64)

@@ -234,6 +234,12 @@ def _kpp_cumsum(state: dict, carry: float) -> tuple[float, tuple[float, int, int
     return float(cum[-1]), (float(d2.max()), last, n_free, float(cum[-1]))
 
 
+def _kpp_update_total(state: dict, arg: tuple) -> tuple[float, int, int, float]:
+    """Two-level sampling (``sums="parallel"``): the D² update, then this shard's own running sum from 0."""
+    _kpp_update(state, arg)
+    return _kpp_cumsum(state, 0.0)[1]
+
+
 def _kpp_locate(state: dict, target: float) -> tuple[int, tuple]:
     i = int(np.searchsorted(state["_kpp_cum"], target, side="right"))
     c = state["offset"] + i
@@ -259,6 +265,7 @@ def sharded_kmeanspp(
     a: str = "a",
     h: str = "h",
     on_pick: Callable[[int], None] | None = None,
+    sums: str = "sequential",
 ) -> np.ndarray:
     """k-means++ seeding (BADGE) on the shards' factored embedding; global positions in pick order.
 
@@ -277,11 +284,21 @@ def sharded_kmeanspp(
     prune : bool
     on_pick : callable, optional
         ``on_pick(t)`` after pick t is fixed (a hook for progress or fault tests).
+    sums : "sequential" or "parallel"
+        "sequential" (the default, exact): the running sum of D² is continued shard after shard,
+        ``np.cumsum``'s own order, so the picks are the single-machine picks bit for bit; a round
+        costs W + 3 steps of latency for W shards. "parallel": two-level D² sampling — every shard
+        updates its D² and sums its own rows from 0 in one parallel step, the driver draws the
+        shard ∝ its total and that shard the row ∝ D² within it (the same distribution, the same
+        single ``rng.random()`` per pick); a round costs about 2 steps whatever W, and the picks
+        equal the single-machine ones except where u·Σ falls within rounding of a boundary between
+        rows (the sums are added in another order), which leads to another, equally likely pick.
 
     Returns
     -------
     ndarray of shape (k,), int64
     """
+    check_choice("sums", sums, ("sequential", "parallel"))
     infos = engine.map(_kpp_init, (a, h))
     try:
         _raise_first(infos)
@@ -308,13 +325,25 @@ def sharded_kmeanspp(
                 if t == k - 1:
                     break
                 arg = engine.broadcast((c, row, t, prune))
-                total, res = engine.scan(_kpp_cumsum, 0.0, prepare=_kpp_update, arg=arg)
+                if sums == "sequential":
+                    total, res = engine.scan(_kpp_cumsum, 0.0, prepare=_kpp_update, arg=arg)
+                    starts = [0.0] * len(res)
+                else:  # each shard's own total; the driver adds them in shard order
+                    res = engine.map(_kpp_update_total, arg)
+                    starts, total = [], 0.0
+                    for r in res:
+                        starts.append(total)
+                        total += r[3]
                 if max(r[0] for r in res) > 0:
                     target = rng.random() * total
-                    ends = np.array([r[3] if size else -np.inf for r, size in zip(res, engine.sizes)])
+                    ends = np.array([st + r[3] if size else -np.inf
+                                     for r, size, st in zip(res, engine.sizes, starts)])
                     over = np.flatnonzero(ends > target)
                     if over.shape[0]:
-                        c, row = engine.call(int(over[0]), _kpp_locate, target)
+                        s = int(over[0])
+                        # two-level: the remainder within shard s, kept below its own total (rounding)
+                        rem = target if sums == "sequential" else min(target - starts[s], np.nextafter(res[s][3], -np.inf))
+                        c, row = engine.call(s, _kpp_locate, rem)
                     else:  # u·Σ rounded up to Σ: the last row with positive D², as sample_d2 does
                         s = max(i for i, r in enumerate(res) if r[1] >= 0)
                         c = int(engine.offsets[s]) + res[s][1]
