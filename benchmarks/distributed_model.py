@@ -20,8 +20,14 @@ equal np.cumsum's, bit for bit), then one call to the owner of the sampled row:
 k-means|| (pickwise.engine.sharded_kmeans_parallel, r rounds, ℓ = 2k): r rounds of D² against ℓ new
 centres, one counting pass against all ~r·ℓ candidates, a driver-side weighted k-means++:
     T_par ≈ ((r + 1) · ℓ) · (c / gemm) · (N / W) · (K + d) + 2 (r + 2) · L,  bytes ≈ 2 (r + 1) · ℓ · (K + d) · 4
+Two-level D² sampling (``sums="parallel"``, ``select --two-level``; the plain picks up to the rounding
+of the sums): one parallel step (W calls, each costing the driver s to submit and collect) and one
+call per round:
+    T_two ≈ k · (c · (N / W) · (K + d) + 2 L + W · s)
 One table, the exact totals and the faster method for every L; then, for every L, the smallest W at
-which k-means|| is faster (comparing the two totals).
+which k-means|| is faster (comparing the two totals); then the same for two-level sampling with
+``--per-call`` s (default 0.3 ms: benchmarks/rpc_latency.py, the inline round's excess over one call
+per actor, (inline − L) / W at W = 4 and 8 on this 2-core machine, 0.27–0.37 ms).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ PAR = "k-means\\|\\|"  # escaped for a Markdown table
 C_MEASURED = 1.84e-10  # benchmarks/distributed.py, 10M rows: 254.4 s / (1000 · 1e7 · 138)
 L_LOOPBACK = 0.8e-3  # benchmarks/rpc_latency.py: a pickwise round on Ray, loopback, W = 2 and 4, = (W + 3) · L
 L_CLUSTER = 1e-3  # assumed for a cluster's network
+S_PER_CALL = 0.3e-3  # benchmarks/rpc_latency.py: (inline round − L) / W at W = 4, 8 (0.27–0.37 ms)
 
 
 def exact_time(n: int, w: int, *, c: float, L: float, k: int, f: int) -> tuple[float, float]:
@@ -44,10 +51,18 @@ def par_time(n: int, w: int, *, c: float, L: float, k: int, f: int, r: int, gemm
     return (r + 1) * 2 * k * (c / gemm) * (n / w) * f + 2 * (r + 2) * L
 
 
-def takeover(n: int, *, c: float, L: float, k: int, f: int, r: int, gemm: float, limit: int = 1_000_000) -> int | None:
-    """The smallest W at which k-means|| is faster than exact k-means++ (None: not below ``limit``)."""
+def two_level_time(n: int, w: int, *, c: float, L: float, k: int, f: int, s: float) -> tuple[float, float]:
+    """Two-level k-means++: (compute per worker, rounds × latency), seconds."""
+    return k * c * (n / w) * f, k * (2 * L + w * s)
+
+
+def takeover(n: int, *, c: float, L: float, k: int, f: int, r: int, gemm: float, limit: int = 1_000_000,
+             s: float | None = None) -> int | None:
+    """The smallest W at which k-means|| is faster than exact k-means++ (with ``s``: than two-level
+    sampling with that per-call cost); None: not below ``limit``."""
     for w in range(1, limit + 1):
-        if par_time(n, w, c=c, L=L, k=k, f=f, r=r, gemm=gemm) < sum(exact_time(n, w, c=c, L=L, k=k, f=f)):
+        other = exact_time(n, w, c=c, L=L, k=k, f=f) if s is None else two_level_time(n, w, c=c, L=L, k=k, f=f, s=s)
+        if par_time(n, w, c=c, L=L, k=k, f=f, r=r, gemm=gemm) < sum(other):
             return w
     return None
 
@@ -59,6 +74,8 @@ def main() -> None:
     ap.add_argument("--latency", type=float, nargs="+", default=[L_LOOPBACK, L_CLUSTER],
                     help=f"driver↔actor round trips L to compare (s); default {L_LOOPBACK:g} (measured, loopback) "
                          f"and {L_CLUSTER:g} (assumed, cluster)")
+    ap.add_argument("--per-call", type=float, default=S_PER_CALL,
+                    help=f"two-level sampling: the driver's cost per call of a parallel step (s; default {S_PER_CALL:g})")
     ap.add_argument("--gemm", type=float, default=2.0, help="k-means|| per-distance advantage (default 2)")
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--features", type=int, default=138, help="K + d (default 10 + 128)")
@@ -67,8 +84,8 @@ def main() -> None:
     for name in ("c", "gemm", "k", "features", "rounds"):
         if getattr(args, name) <= 0:
             ap.error(f"--{name} must be > 0; got {getattr(args, name)}")
-    if min(args.latency) < 0:
-        ap.error(f"--latency must be >= 0; got {args.latency}")
+    if min(args.latency) < 0 or args.per_call < 0:
+        ap.error(f"--latency and --per-call must be >= 0; got {args.latency} and {args.per_call}")
     c, k, f, r, gemm = args.c, args.k, args.features, args.rounds, args.gemm
     opts = {"c": c, "k": k, "f": f}
     Ls = args.latency
@@ -97,6 +114,24 @@ def main() -> None:
     print("\nk-means|| takes over from exact k-means++ (the two totals compared) at")
     for n in (100_000_000, 1_000_000_000):
         at = [takeover(n, L=L, r=r, gemm=gemm, **opts) for L in Ls]
+        said = [f"W ≥ {w} workers (L = {m})" if w else f"not below 10⁶ workers (L = {m})" for w, m in zip(at, ms)]
+        print(f"  N = {n:,}: " + ", ".join(said))
+    sc = args.per_call
+    print(f"\ntwo-level sampling (sums=\"parallel\"), s = {sc * 1e3:g} ms per call:\n")
+    print("| rows | workers | " + " | ".join(f"two-level: rounds × latency, L = {m} (s) | two-level total, L = {m} (s) | "
+                                           f"faster, L = {m}" for m in ms) + " |")
+    print("|---:|---:|" + "---:|---:|---|" * len(Ls))
+    for n in (100_000_000, 1_000_000_000):
+        for w in (8, 32, 128):
+            cells = []
+            for L in Ls:
+                comp, lat = two_level_time(n, w, L=L, s=sc, **opts)
+                par = par_time(n, w, L=L, r=r, gemm=gemm, **opts)
+                cells.append(f"{lat:,.1f} | {comp + lat:,.0f} | {PAR if par < comp + lat else 'two-level'}")
+            print(f"| {n:,} | {w} | " + " | ".join(cells) + " |")
+    print("\nk-means|| takes over from two-level k-means++ at")
+    for n in (100_000_000, 1_000_000_000):
+        at = [takeover(n, L=L, r=r, gemm=gemm, s=sc, **opts) for L in Ls]
         said = [f"W ≥ {w} workers (L = {m})" if w else f"not below 10⁶ workers (L = {m})" for w, m in zip(at, ms)]
         print(f"  N = {n:,}: " + ", ".join(said))
 

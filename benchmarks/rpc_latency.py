@@ -63,7 +63,7 @@ def raw_rounds(ray: Any, w: int, cpus: float, dim: int, rounds: int, warmup: int
     """The three raw patterns on W fresh actors, interleaved; seconds per round after the warm-up."""
     actors = [ray.remote(Echo).options(num_cpus=cpus / w).remote() for _ in range(w)]
     rng = np.random.default_rng(seed)
-    times: dict[str, list[float]] = {"call": [], "broadcast": [], "inline": []}
+    times: dict[str, list[float]] = {"call": [], "broadcast": [], "inline": [], "submit": []}
     try:
         ray.get([a.f.remote(np.zeros(dim, dtype=np.float32)) for a in actors])  # every actor up
         for t in range(warmup + rounds):
@@ -74,12 +74,15 @@ def raw_rounds(ray: Any, w: int, cpus: float, dim: int, rounds: int, warmup: int
             ref = ray.put(v)
             ray.get([a.f.remote(ref) for a in actors])
             t2 = time.perf_counter()
-            ray.get([a.f.remote(v) for a in actors])
+            refs = [a.f.remote(v) for a in actors]
+            t2b = time.perf_counter()
+            ray.get(refs)
             t3 = time.perf_counter()
             if t >= warmup:
                 times["call"].append(t1 - t0)
                 times["broadcast"].append(t2 - t1)
                 times["inline"].append(t3 - t2)
+                times["submit"].append((t2b - t2) / w)  # the driver's own cost per call submitted
     finally:
         for a in actors:
             ray.kill(a)
@@ -154,13 +157,13 @@ def main() -> None:
     pool = tiny_pool(args.n, args.seed)
     try:
         print(f"\nraw Ray, {args.rounds} rounds after {args.warmup} (ms: median / p90)")
-        print(f"{'W':>3} {'call (L)':>14} {'broadcast':>14} {'inline':>14} {'broadcast ÷ L':>14}")
+        print(f"{'W':>3} {'call (L)':>14} {'broadcast':>14} {'inline':>14} {'submit / call':>14} {'broadcast ÷ L':>14}")
         raw = {}
         for w in args.workers:
             raw[w] = {name: quantiles(ts) for name, ts in raw_rounds(
                 ray, w, args.cpus, args.dim, args.rounds, args.warmup, args.seed).items()}
             r = raw[w]
-            print(f"{w:3d} " + " ".join(f"{r[p][0]:6.3f} / {r[p][1]:5.3f}" for p in ("call", "broadcast", "inline"))
+            print(f"{w:3d} " + " ".join(f"{r[p][0]:6.3f} / {r[p][1]:5.3f}" for p in ("call", "broadcast", "inline", "submit"))
                   + f" {r['broadcast'][0] / r['call'][0]:14.2f}")
         print(f"\npickwise sharded_kmeanspp, n = {args.n:,}, k = {args.k}, K + d = 138, best of {args.repeats}")
         print(f"{'W':>3} {'Ray s':>8} {'local s':>8} {'Ray ÷ local':>11} {'same picks':>10} "
