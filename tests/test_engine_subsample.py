@@ -202,3 +202,16 @@ def test_cli_writes_the_subsample_candidates(tmp_path):
                   "--out", str(tmp_path / "x.npy"))
     assert bad.returncode == 2 and "nope" in bad.stderr
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "part-0.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match=r"cannot read Parquet file '.*part-0\.parquet'"):
+        history_loaders([bad], 10, 1)
+    from pickwise.cli import main
+
+    assert main(["select", "--parquet", str(bad), "--strategy", "margin", "--k", "1", "--out",
+                 str(tmp_path / "o.csv")]) == 2
+    assert "cannot read Parquet file" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()

@@ -438,15 +438,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def _parquet_outputs(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     """``select --parquet``: the arrays and ids of a Parquet source (pickwise.engine.parquet's layout)."""
-    from .engine.parquet import parquet_files, read_outputs
+    from .engine.parquet import open_parquet, parquet_files, read_outputs
 
     given = [f"--{n.replace('_', '-')}" for n in ("probs", "embeddings", "mc_probs", "member_probs", "ids", "mc_ids")
              if getattr(args, n) is not None]
     if given:
         raise ValueError(f"--parquet {args.parquet} holds the outputs and the ids; drop {' and '.join(given)}")
-    import pyarrow.parquet as pq
-
-    names = set(pq.ParquetFile(parquet_files(args.parquet)[0]).schema_arrow.names)
+    names = set(open_parquet(parquet_files(args.parquet)[0]).schema_arrow.names)
     if "id" not in names:
         raise ValueError(f"--parquet {args.parquet} has no column 'id' (it has {', '.join(sorted(names))})")
     cols = ["id", *[c for c in ("probs", "embeddings", "mc_probs") if c in names]]

@@ -75,6 +75,8 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         if alpha != int(alpha):
             raise ValueError(f"--alpha as a count must be a whole number; got {args.alpha:g}")
         alpha = int(alpha)
+    if not (np.isfinite(args.tau) and args.tau > 0):
+        raise ValueError(f"--tau must be a positive finite number; got {args.tau:g}")
     if args.prune_below is not None and np.isnan(args.prune_below):
         raise ValueError("--prune-below must be a number; got nan")
     sub = Subsample(_Named(), alpha=alpha, tau=args.tau, weighting=args.weighting, prune_below=args.prune_below)

@@ -50,6 +50,16 @@ def _pa() -> Any:
     return pa, pq
 
 
+def open_parquet(path: str | Path) -> Any:
+    """``pyarrow.parquet.ParquetFile(path)``; a file that is not Parquet (or cannot be read) is a
+    ValueError naming it."""
+    pa, pq = _pa()
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(f"cannot read Parquet file {str(path)!r}: {err}") from err
+
+
 def write_outputs(path: str | Path, ids: Sequence[Any], *, probs: Any = None, embeddings: Any = None,
                   mc_probs: Any = None, columns: Mapping[str, Any] | None = None,
                   row_group_size: int = 65536) -> Path:
@@ -148,7 +158,7 @@ def read_outputs(source: str | Path, columns: Sequence[str] | None = None) -> di
     files = parquet_files(source)
     tables = []
     for f in files:
-        pf = pq.ParquetFile(f)
+        pf = open_parquet(f)
         names = pf.schema_arrow.names
         want = list(columns) if columns is not None else names
         missing = [c for c in want if c not in names]
@@ -156,7 +166,7 @@ def read_outputs(source: str | Path, columns: Sequence[str] | None = None) -> di
             raise ValueError(f"{str(f)!r} has no column {missing[0]!r} (it has {', '.join(names)})")
         tables.append(pf.read(columns=want))
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    shape = _mc_shape(pq.ParquetFile(files[0]).schema_arrow)
+    shape = _mc_shape(open_parquet(files[0]).schema_arrow)
     return {name: _column_array(table, name, shape) for name in table.column_names}
 
 
@@ -172,12 +182,12 @@ def read_row_range(files: Sequence[str | Path], columns: Sequence[str], start: i
         pf = None
         sizes = groups[i] if groups is not None else None
         if sizes is None:
-            pf = pq.ParquetFile(f)
+            pf = open_parquet(f)
             sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
         for g, rows in enumerate(sizes):
             lo, hi = max(start, offset), min(stop, offset + rows)
             if lo < hi:
-                pf = pf or pq.ParquetFile(f)
+                pf = pf or open_parquet(f)
                 parts.append(pf.read_row_group(g, columns=list(columns)).slice(lo - offset, hi - lo))
             offset += rows
     if not parts:
@@ -205,7 +215,7 @@ class ParquetLoader:
     def __call__(self) -> dict[str, np.ndarray]:
         _, pq = _pa()
         table = read_row_range(self.files, self.columns, self.start, self.stop)
-        shape = _mc_shape(pq.ParquetFile(self.files[0]).schema_arrow)
+        shape = _mc_shape(open_parquet(self.files[0]).schema_arrow)
         out = {}
         for name in self.columns:
             arr = _column_array(table, name, shape)
@@ -221,7 +231,7 @@ def parquet_loaders(source: str | Path, columns: Sequence[str], n_shards: int, *
     files = parquet_files(source)
     n = 0
     for f in files:
-        meta = pq.ParquetFile(f)
+        meta = open_parquet(f)
         missing = [c for c in columns if c not in meta.schema_arrow.names]
         if missing:
             raise ValueError(f"{str(f)!r} has no column {missing[0]!r} (it has {', '.join(meta.schema_arrow.names)})")

@@ -471,14 +471,13 @@ def _open_source(inputs: str | Path, *, column: str, id_column: str | None, ids:
     if p.is_file() and p.suffix != ".parquet":
         raise ValueError(f"inputs must be a .npy file, a .parquet file or a folder of them; got {str(p)!r}")
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from .parquet import parquet_files
+    from .parquet import open_parquet, parquet_files
 
     files = parquet_files(p)
     groups, width, n = [], None, 0
     for f in files:
-        pf = pq.ParquetFile(f)
+        pf = open_parquet(f)
         names = pf.schema_arrow.names
         for c in [column] + ([id_column] if id_column else []):
             if c not in names:

@@ -53,12 +53,6 @@ VALUES = "values"
 INDEX = "index"
 
 
-def _pq() -> Any:
-    from .parquet import _pa
-
-    return _pa()[1]
-
-
 @dataclass(frozen=True)
 class HistoryLoader:
     """A shard read where it lives: the latest ``column`` of items ``start .. stop`` over ``rounds``.
@@ -109,9 +103,8 @@ def history_loaders(
     are left out of every shard.
     """
     from .._validation import check_positive_int
-    from .parquet import parquet_files
+    from .parquet import open_parquet, parquet_files
 
-    pq = _pq()
     n_items = check_positive_int("n_items", n_items)
     if isinstance(rounds, (str, Path)) or not rounds:
         raise ValueError(f"rounds must be a non-empty list of earlier rounds' folders; got {rounds!r}")
@@ -120,7 +113,7 @@ def history_loaders(
     for r in rounds:
         files = parquet_files(r)
         for f in files:
-            meta = pq.ParquetFile(f)
+            meta = open_parquet(f)
             schema = meta.schema_arrow
             for name in ("id", column):
                 if name not in schema.names:

@@ -137,14 +137,13 @@ def parquet_id_chunks(source: str | Path, *, x_column: str = "x", id_column: str
                       chunk_size: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(ids, x)`` chunks from a Parquet file or a folder of ``*.parquet`` (sorted, not recursive); ``x``
     a fixed-size list column (rows of floats) or a numeric column (one feature)."""
-    from ..engine.parquet import parquet_files
+    from ..engine.parquet import open_parquet, parquet_files
 
     chunk_size = check_positive_int("chunk_size", chunk_size)
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     for f in parquet_files(source):
-        pf = pq.ParquetFile(f)
+        pf = open_parquet(f)
         for col in (x_column, id_column):
             if col not in pf.schema_arrow.names:
                 raise ValueError(f"{str(f)!r} has no column {col!r} (it has {', '.join(pf.schema_arrow.names)})")
