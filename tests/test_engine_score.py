@@ -94,6 +94,7 @@ def test_local_equals_the_whole_array_reference(tmp_path, npy, data, batch_size)
     got = read_outputs(out)
     ref = reference(clf, x)
     assert np.array_equal(got.pop("id"), np.arange(N))
+    assert np.array_equal(got.pop("row"), np.arange(N))  # each item's input row
     assert_same(got, ref)
     parts = sorted(p.name for p in out.glob("*.parquet"))
     assert len(parts) == -(-N // batch_size) and parts[0] == "part-000000.parquet"
@@ -106,7 +107,8 @@ def test_layout_schema_and_selected_columns(tmp_path, npy, data):
     out = score_to_parquet(lambda: clf, npy, tmp_path / "out", batch_size=300, n_draws=T, outputs=("mc_probs",),
                            scores=("margin",))
     schema = pq.read_schema(out / "part-000001.parquet")
-    assert schema.names == ["id", "mc_probs", "score_margin"]
+    assert schema.names == ["id", "mc_probs", "score_margin", "row"]
+    assert schema.field("row").type == pa.int64()
     assert pa.types.is_fixed_size_list(schema.field("mc_probs").type)
     assert schema.field("mc_probs").type.list_size == T * K
     assert schema.metadata[b"pickwise.mc_probs.shape"] == f"{T},{K}".encode()
@@ -116,7 +118,7 @@ def test_layout_schema_and_selected_columns(tmp_path, npy, data):
     # no draws: probs and embeddings only, FixedSizeList columns of widths K and d
     out2 = score_to_parquet(lambda: clf, npy, tmp_path / "out2", scores=())
     schema = pq.read_schema(out2 / "part-000000.parquet")
-    assert schema.names == ["id", "probs", "embeddings"]
+    assert schema.names == ["id", "probs", "embeddings", "row"]
     assert (schema.field("probs").type.list_size, schema.field("embeddings").type.list_size) == (K, 16)
 
 

@@ -129,6 +129,7 @@ def test_image_folder_equals_the_plain_reference(tmp_path, rgb_folder):
                            scores=("entropy", "bald"))
     got = read_outputs(out)
     assert got.pop("id").tolist() == files
+    assert np.array_equal(got.pop("row"), np.arange(len(files)))  # the item index of each path
     probs = chunked(clf.predict_proba, x, 7)
     draws = chunked(lambda v: clf.predict_proba_mc(v, T, seed=3), x, 7, axis=1)
     assert_same(got, {"probs": probs, "embeddings": chunked(clf.embed, x, 7), "mc_probs": draws,
@@ -230,6 +231,7 @@ def test_rows_equal_their_own_input_and_the_full_run(tmp_path, npy, data):
     own = read_outputs(score_to_parquet(lambda: clf, tmp_path / "xr.npy", tmp_path / "own", **kw))
     full = read_outputs(score_to_parquet(lambda: clf, npy, tmp_path / "full", **kw))
     assert np.array_equal(sub.pop("id"), r) and np.array_equal(own.pop("id"), np.arange(len(r)))
+    assert np.array_equal(sub.pop("row"), r) and np.array_equal(own.pop("row"), np.arange(len(r)))
     assert_same(sub, own)
     for k, v in sub.items():
         ref = full[k][:, r] if k == "mc_probs" else full[k][r]
@@ -268,6 +270,7 @@ def test_rows_of_parquet_read_only_their_row_groups(tmp_path, npy, data, monkeyp
     np.save(tmp_path / "xr.npy", x[r])
     own = read_outputs(score_to_parquet(lambda: clf, tmp_path / "xr.npy", tmp_path / "own", batch_size=3))
     got.pop("id"), own.pop("id")
+    assert np.array_equal(got.pop("row"), r) and np.array_equal(own.pop("row"), np.arange(len(r)))
     assert_same(got, own)
 
 

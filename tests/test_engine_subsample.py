@@ -215,3 +215,62 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path, capsys):
     assert main(["select", "--parquet", str(bad), "--strategy", "margin", "--k", "1", "--out",
                  str(tmp_path / "o.csv")]) == 2
     assert "cannot read Parquet file" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+
+
+class MeanModel:
+    """A fitted-model stand-in for scoring: probabilities from each row's mean (any row shape)."""
+
+    def predict_proba(self, x):
+        m = np.asarray(x, dtype=np.float64).reshape(len(x), -1).mean(axis=1)
+        p = np.stack([m, 1.0 - m, np.full_like(m, 0.3)], axis=1) + 0.05
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def test_history_from_an_image_folder_and_own_ids_goes_by_row(tmp_path):
+    """Scored rounds carry each item's input row (column `row`), so an image folder (string ids: "auto"
+    takes the rows) and a Parquet pool with ids of its own (key="row") feed candidate subsampling by
+    item index, subset rounds included."""
+    from PIL import Image
+
+    from pickwise.engine import score_to_parquet
+    from pickwise.engine.parquet import read_outputs
+
+    rng = np.random.default_rng(0)
+    pool = tmp_path / "imgs"
+    for i in range(30):
+        (pool / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(4, 4), dtype=np.uint8), mode="L").save(pool / f"c{i % 3}" / f"{i:02d}.png")
+    model = MeanModel()
+    r1 = score_to_parquet(lambda: model, pool, tmp_path / "r1", outputs=("probs",), scores=("entropy",), batch_size=7)
+    cand = np.array([2, 5, 11, 17, 29])
+    r2 = score_to_parquet(lambda: MeanModel(), pool, tmp_path / "r2", outputs=("probs",), scores=("margin", "entropy"),
+                          batch_size=2, rows=cand)
+    got = read_outputs(r2)
+    assert got["row"].tolist() == cand.tolist() and got["id"].dtype.kind in "OU"  # paths as ids, rows as indices
+    latest = latest_scores([r1, r2], 30)
+    full = read_outputs(r1)
+    expect = full["score_entropy"].copy()
+    expect[cand] = got["score_entropy"]
+    np.testing.assert_array_equal(latest, expect)
+    labeled = np.array([0, 3])
+    loaders = history_loaders([r1, r2], 30, 3, exclude=labeled)
+    unl = np.setdiff1d(np.arange(30), labeled)
+    np.testing.assert_array_equal(np.concatenate([ld()["values"] for ld in loaders]), latest[unl])
+    ref, _ = reference(latest, labeled, 3, {"alpha": 9}, seed=2)
+    with LocalEngine.from_loaders(loaders) as eng:
+        np.testing.assert_array_equal(sharded_candidates(eng, Subsample(Recorder(), alpha=9), 3,
+                                                         rng=np.random.default_rng(2)), ref)
+    # a Parquet pool whose integer ids are not row numbers: still by row
+    x = rng.random((12, 4))
+    src = tmp_path / "pool.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": pa.array(np.arange(100, 112)), "x": pa.array(list(x))}), src)
+    r3 = score_to_parquet(lambda: model, src, tmp_path / "r3", outputs=("probs",), scores=("entropy",), batch_size=5)
+    np.testing.assert_array_equal(latest_scores([r3], 12, key="row"), read_outputs(r3)["score_entropy"])
+    assert [ld.size for ld in history_loaders([r3], 12, 2, key="row")] == [6, 6]
+    with pytest.raises(ValueError, match=r"ids outside 0 \.\. 11"):  # "auto": integer ids are the indices
+        history_loaders([r3], 12, 2)
+    with pytest.raises(ValueError, match="ids of .* must be integer item indices.*'row' column"):
+        latest_scores([r1], 30, key="id")

@@ -40,6 +40,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                    help="temperature: softmax(values / tau) (the paper); power: softmax(values ** 1.2) (its code)")
     p.add_argument("--prune-below", type=float, default=None,
                    help="never draw items whose latest value is below this (unless fewer than k would remain)")
+    p.add_argument("--key", choices=("auto", "id", "row"), default="auto",
+                   help="the column of item indices in the rounds: id (integer ids), row (the input row that "
+                        "pickwise score writes, e.g. for an image folder), auto: id where the ids are integers, "
+                        "else row (default)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (default: 0)")
     p.add_argument("--out", required=True, help="the .npy to write (item indices, ascending); must not exist")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -89,7 +93,8 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise ValueError(f"--shards must be >= 1; got {args.shards}")
     shard_bounds(args.n_items, args.shards)  # --shards > N is an error naming both
-    loaders = history_loaders(args.history, args.n_items, args.shards, score=args.score, exclude=labeled)
+    loaders = history_loaders(args.history, args.n_items, args.shards, score=args.score, exclude=labeled,
+                              key=args.key)
     unlabeled = sum(ld.size for ld in loaders)
     if not 1 <= args.k <= unlabeled:
         raise ValueError(f"--k must be between 1 and the {unlabeled} unlabelled items; got {args.k}")

@@ -66,7 +66,7 @@ def write_outputs(path: str | Path, ids: Sequence[Any], *, probs: Any = None, em
     """Write one Parquet file of model outputs (see the module doc); returns its path.
 
     ``mc_probs`` has the layout (T, N, K) (draws first, as everywhere in pickwise). ``columns``: extra
-    float columns, one value per item. The file is written under a temporary name and renamed.
+    columns, one value per item (integers stay int64, anything else is float64). The file is written under a temporary name and renamed.
     """
     from .._fs import atomic_write
 
@@ -93,7 +93,8 @@ def write_outputs(path: str | Path, ids: Sequence[Any], *, probs: Any = None, em
         flat = pa.array(np.ascontiguousarray(a).reshape(-1))
         fields[name] = pa.FixedSizeListArray.from_arrays(flat, a.shape[1])
     for name, values in (columns or {}).items():
-        v = np.asarray(values, dtype=np.float64)
+        v = np.asarray(values)
+        v = v.astype(np.int64) if v.dtype.kind in "iu" else v.astype(np.float64)
         if v.shape != (n,):
             raise ValueError(f"column {name!r} must hold one value per id ({n}); got shape {v.shape}")
         fields[str(name)] = pa.array(v)

@@ -9,7 +9,9 @@ file per chunk, ``part-<chunk>.parquet``, in the layout of :mod:`pickwise.engine
 * ``probs`` (N × K) and ``embeddings`` (N × d, the penultimate features: the head's input);
 * ``mc_probs`` (T·K per item, metadata ``pickwise.mc_probs.shape = "T,K"``) when ``n_draws`` is set;
 * ``score_<name>`` — a float per item for every name of ``scores`` (:data:`pickwise.scores.SCORES`
-  on ``probs``; :data:`pickwise.scores.MC_SCORES` on the MC draws, which need ``n_draws``).
+  on ``probs``; :data:`pickwise.scores.MC_SCORES` on the MC draws, which need ``n_draws``);
+* ``row`` — the item's row number in the input (int64): its item index whatever the ids, what
+  ``rows`` and candidate subsampling (:func:`latest_scores`, :mod:`pickwise.engine.subsample`) speak of.
 
 Gradient factors are not a column of their own: BADGE's factored gradient embedding is
 ``(p − e_ŷ, h)`` (:func:`pickwise.embeddings.gradient_factor` of ``probs``, and ``embeddings``),
@@ -47,8 +49,8 @@ uses too, so the ids are the same strings). Each is converted to ``image_mode`` 
 "L" when every image is greyscale, else "RGB", as :func:`pickwise.data.load_image_folder` decides),
 resized (bilinear) when ``image_size`` is given, else all must share the first one's size, and
 scaled to float32 in [0, 1], channels first: rows of shape (C, H, W), the ``row_shape`` a
-:class:`TorchCheckpoint` of a CNN gets. Ids are strings, so :func:`latest_scores` (integer ids)
-does not apply to image folders; give the image folder's rows to ``rows`` by their position.
+:class:`TorchCheckpoint` of a CNN gets. Ids are strings; the ``row`` column gives each image's item
+index (its position in that order), which :func:`latest_scores` and ``rows`` use.
 
 Subsets: ``rows`` scores only those row numbers of the input (sorted ascending; the candidates of
 a subsampled round), reading only what holds them; the result equals scoring ``x[rows]`` as an
@@ -101,6 +103,8 @@ __all__ = ["IMAGE_MODES", "MANIFEST", "PLAN", "TorchCheckpoint", "latest_scores"
 MANIFEST = "score.json"
 #: the plan written first into an output folder (what ``resume`` checks)
 PLAN = "score.plan.json"
+#: the column holding each item's row number in the input (its item index), whatever its id
+ROW = "row"
 #: what ``outputs`` may name
 OUTPUTS = ("probs", "embeddings", "mc_probs")
 ENGINES = ("local", "ray")
@@ -591,6 +595,8 @@ def _score_chunk(model: Any, source: Any, plan: _Plan, chunk: int) -> int:
         seed = derive_seed(plan.seed, chunk)  # per-item masks: a stream of their own per chunk
     arrays = score_rows(model, x, outputs=plan.outputs, scores=plan.scores, n_draws=plan.n_draws, seed=seed)
     columns = {k: v for k, v in arrays.items() if k.startswith("score_")}
+    # the input row of each item: the item index that candidate subsampling and --rows speak of
+    columns[ROW] = np.arange(start, stop, dtype=np.int64) if plan.rows is None else plan.rows[start:stop]
     write_outputs(plan.part(chunk), ids, probs=arrays.get("probs"), embeddings=arrays.get("embeddings"),
                   mc_probs=arrays.get("mc_probs"), columns=columns or None)
     return stop - start
@@ -989,27 +995,49 @@ def score_to_parquet(
     return out
 
 
-def latest_scores(rounds: Sequence[str | Path], n_items: int, *, score: str = "entropy") -> np.ndarray:
+def item_key(files: Sequence[str | Path], key: str = "auto") -> str:
+    """The column of a scored round's files that holds item indices: ``key`` ("id" or "row"), or for
+    "auto" "id" where the ids are integers, else "row" (ValueError naming the file when it has neither)."""
+    from .parquet import open_parquet
+
+    if key not in ("auto", "id", "row"):
+        raise ValueError(f"key must be 'auto', 'id' or 'row'; got {key!r}")
+    schema = open_parquet(files[0]).schema_arrow
+    if key == "auto":
+        integer = "id" in schema.names and str(schema.field("id").type).startswith(("int", "uint"))
+        key = "id" if integer or ROW not in schema.names else ROW
+    if key not in schema.names:
+        raise ValueError(f"{str(files[0])!r} has no column {key!r} (it has {', '.join(schema.names)})")
+    if not str(schema.field(key).type).startswith(("int", "uint")):
+        hint = " (ids of another kind: rounds written by pickwise score carry a 'row' column)" if key == "id" else ""
+        raise ValueError(f"{key}s of {str(files[0])!r} must be integer item indices; got {schema.field(key).type}{hint}")
+    return key
+
+
+def latest_scores(rounds: Sequence[str | Path], n_items: int, *, score: str = "entropy",
+                  key: str = "auto") -> np.ndarray:
     """The latest value of ``score_<score>`` per item over earlier rounds' output folders, oldest first.
 
-    ``rounds``: folders written by :func:`score_to_parquet` whose ids are absolute item indices
-    (row numbers of the pool, 0 .. ``n_items`` − 1). Returns a float64 array of shape (n_items,),
+    ``rounds``: folders written by :func:`score_to_parquet`; ``key`` says which column holds each
+    item's index 0 .. ``n_items`` − 1: "id" (integer ids: the row numbers of a ``.npy``, or the item
+    indices given as ``ids``), "row" (the input row number, which every run writes whatever the ids:
+    image folders, Parquet ids of another kind), or "auto" (the default): "id" where the ids are
+    integers, else "row". Returns a float64 array of shape (n_items,),
     NaN where no round scored the item: the ``values`` of :class:`pickwise.wrappers.Subsample`
     (``sub.load_state_dict({"values": latest_scores(...).tolist()})`` with NaN as None, or set
     ``sub.values`` directly), so a later round samples its candidates from this history.
     """
-    from .parquet import read_outputs
+    from .parquet import parquet_files, read_outputs
 
     n_items = _check_number("n_items", n_items, integer=True, low=0)
     values = np.full(n_items, np.nan)
     col = f"score_{score}"
     for r in rounds:
-        got = read_outputs(r, columns=["id", col])
-        ids = got["id"]
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"ids of {str(r)!r} must be integer item indices; got {ids.dtype}")
+        name = item_key(parquet_files(r), key)
+        got = read_outputs(r, columns=[name, col])
+        ids = got[name]
         bad = (ids < 0) | (ids >= n_items)
         if bad.any():
-            raise ValueError(f"{str(r)!r} holds ids outside 0 .. {n_items - 1}: {ids[bad][:5].tolist()}")
+            raise ValueError(f"{str(r)!r} holds {name}s outside 0 .. {n_items - 1}: {ids[bad][:5].tolist()}")
         values[ids] = got[col]
     return values

@@ -57,8 +57,9 @@ INDEX = "index"
 class HistoryLoader:
     """A shard read where it lives: the latest ``column`` of items ``start .. stop`` over ``rounds``.
 
-    ``rounds``: tuples of Parquet files, one tuple per earlier round, oldest first; ids are item
-    indices. Only the row groups whose id statistics meet ``start .. stop`` are read. The shard holds
+    ``rounds``: tuples of Parquet files, one tuple per earlier round, oldest first; ``keys`` name
+    each round's column of item indices (``row``, or ``id`` where a round has no ``row``). Only the
+    row groups whose statistics of that column meet ``start .. stop`` are read. The shard holds
     ``values`` (float64, NaN where no round scored the item; a later round overwrites an earlier
     one) without the items ``drop``, and ``index`` (their item indices) when ``index`` is given.
     """
@@ -69,6 +70,7 @@ class HistoryLoader:
     stop: int
     drop: tuple[int, ...] = ()
     index: str | None = INDEX
+    keys: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -79,10 +81,11 @@ class HistoryLoader:
         import pyarrow.dataset as ds
 
         values = np.full(self.stop - self.start, np.nan)
-        for files in self.rounds:
+        for i, files in enumerate(self.rounds):
+            key = self.keys[i] if self.keys else "id"
             table = ds.dataset(list(files), format="parquet").to_table(
-                columns=["id", self.column], filter=(ds.field("id") >= self.start) & (ds.field("id") < self.stop))
-            ids = table.column("id").to_numpy().astype(np.int64, copy=False)
+                columns=[key, self.column], filter=(ds.field(key) >= self.start) & (ds.field(key) < self.stop))
+            ids = table.column(key).to_numpy().astype(np.int64, copy=False)
             values[ids - self.start] = table.column(self.column).to_numpy(zero_copy_only=False).astype(np.float64)
         return drop_rows({VALUES: values}, self.start, self.stop, self.drop, self.index)
 
@@ -94,40 +97,47 @@ def history_loaders(
     *,
     score: str = "entropy",
     exclude: Any = None,
+    key: str = "auto",
 ) -> list[HistoryLoader]:
     """Split items ``0 .. n_items − 1`` into ``n_shards`` :class:`HistoryLoader` s over the round folders.
 
-    Only the files' footers are read here: every round must have an integer ``id`` column and the
-    column ``score_<score>``, and the id statistics of every row group must lie in 0 .. n_items − 1
-    (``ValueError`` naming the file otherwise). ``exclude`` (item indices, e.g. the labelled items)
+    Only the files' footers are read here. ``key`` names the column of item indices in every round
+    (:func:`pickwise.engine.score.item_key`: "id" for integer ids, "row" for the input row that
+    ``pickwise score`` writes whatever the ids, "auto" = "id" where the ids are integers, else "row");
+    every round needs the column ``score_<score>``, and the statistics of every row group must lie
+    in 0 .. n_items − 1 (``ValueError`` naming the file otherwise). ``exclude`` (item indices, e.g. the labelled items)
     are left out of every shard.
     """
     from .._validation import check_positive_int
     from .parquet import open_parquet, parquet_files
+    from .score import item_key
 
     n_items = check_positive_int("n_items", n_items)
     if isinstance(rounds, (str, Path)) or not rounds:
         raise ValueError(f"rounds must be a non-empty list of earlier rounds' folders; got {rounds!r}")
     column = f"score_{score}"
-    parts = []
+    parts, keys = [], []
     for r in rounds:
         files = parquet_files(r)
+        name_key = item_key(files, key)
         for f in files:
             meta = open_parquet(f)
             schema = meta.schema_arrow
-            for name in ("id", column):
+            for name in (name_key, column):
                 if name not in schema.names:
                     raise ValueError(f"{str(f)!r} has no column {name!r} (it has {', '.join(schema.names)})")
-            if not (str(schema.field("id").type).startswith(("int", "uint"))):
-                raise ValueError(f"ids of {str(f)!r} must be integer item indices; got {schema.field('id').type}")
-            col = schema.names.index("id")
+            if not (str(schema.field(name_key).type).startswith(("int", "uint"))):
+                raise ValueError(f"{name_key}s of {str(f)!r} must be integer item indices; got {schema.field(name_key).type}")
+            col = schema.names.index(name_key)
             for g in range(meta.metadata.num_row_groups):
                 st = meta.metadata.row_group(g).column(col).statistics
                 if st is not None and st.has_min_max and (st.min < 0 or st.max >= n_items):
-                    raise ValueError(f"{str(f)!r} holds ids outside 0 .. {n_items - 1} "
+                    raise ValueError(f"{str(f)!r} holds {name_key}s outside 0 .. {n_items - 1} "
                                      f"(row group {g}: {st.min} .. {st.max})")
         parts.append(tuple(str(f.resolve()) for f in files))
-    return [HistoryLoader(tuple(parts), column, lo, hi, drop) for lo, hi, drop in shard_drops(n_items, n_shards, exclude)]
+        keys.append(name_key)
+    return [HistoryLoader(tuple(parts), column, lo, hi, drop, INDEX, tuple(keys))
+            for lo, hi, drop in shard_drops(n_items, n_shards, exclude)]
 
 
 # --------------------------------------------------------------------------- shard-side steps
