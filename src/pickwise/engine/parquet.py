@@ -7,8 +7,8 @@ Columns (every one optional but ``id``):
 * ``embeddings`` — fixed-size list[d]: penultimate features;
 * ``mc_probs`` — fixed-size list[T·K]: the item's T MC-dropout draws, draws first (row-major (T, K));
   the schema's metadata ``pickwise.mc_probs.shape`` holds ``"T,K"``;
-* any other column: a float per item (e.g. a score, ``score_entropy``), or a list per item (read as
-  rows of a 2-D array, e.g. gradient factors ``a``).
+* any other column: a number per item (e.g. a score, ``score_entropy``; ``row``, the input row that
+  ``pickwise score`` writes), or a list per item (read as rows of a 2-D array, e.g. gradient factors ``a``).
 
 A *source* is a ``.parquet`` file or a folder of them (``*.parquet`` directly inside it, read in sorted
 name order — never recursively, so outputs written next to inputs are not read as inputs). Items are
