@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raytools import tcp_listeners
 
 from pickwise.embeddings import GradEmbedding, gradient_factor
 from pickwise.engine import (
@@ -275,26 +276,6 @@ def test_restart_mode_recovers_a_killed_actor_mid_selection(ray_local):
         assert rng.random() == ref.random()
 
 
-def _listeners(pids: set[int]) -> list[str]:
-    """Local addresses of the TCP sockets in LISTEN state held by ``pids`` (from /proc)."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
-        except OSError:  # the process ended meanwhile
-            continue
-    out = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A" and f[9] in inodes:
-                out.append(f[1].split(":")[0])
-    return out
-
-
 def _descendants(root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
@@ -322,7 +303,7 @@ def test_every_ray_listener_is_on_loopback(ray_local):
     from pickwise.engine import RayEngine
 
     with RayEngine.from_arrays({"a": np.zeros((4, 1))}, n_shards=2):  # with the actors' workers up
-        addrs = _listeners(_descendants(os.getpid()))
+        addrs = tcp_listeners(_descendants(os.getpid()))
     assert len(addrs) >= 3, addrs  # GCS, raylet, workers: the check saw them
     assert set(addrs) <= LOOPBACK, addrs
 

@@ -12,19 +12,16 @@ folder removed at the end. Without ray the Ray tests skip; under CI (CI=true) a 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from raytools import ray_module_session
 
 torch = pytest.importorskip("torch")
 pa = pytest.importorskip("pyarrow")
@@ -42,8 +39,6 @@ from pickwise.engine.score import (
 from pickwise.scores import bald, entropy, least_confidence, margin, max_entropy
 
 N, D, K, T = 700, 8, 3, 4
-_IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-HAVE_RAY = importlib.util.find_spec("ray") is not None
 
 
 @pytest.fixture(scope="module")
@@ -301,46 +296,11 @@ def test_cli_score_then_select(tmp_path, npy, data, capsys):
 
 # ------------------------------------------------------------------------------------------ Ray
 
-_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every listener on 127.0.0.1; must precede `import ray`
-    "RAY_USAGE_STATS_ENABLED": "0",
-    # one throwaway token per process (tests/conftest.py): Ray keeps the first token it read, so a second
-    # ray.init in the same process with another token would be refused; without it Ray writes ~/.ray/auth_token
-    "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32),
-}
-
-
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[object]:
     """One Ray instance for the module's Ray tests (4 logical CPUs: the pool never starves the rest)."""
-    if not HAVE_RAY:
-        if _IN_CI:
-            pytest.fail('CI must run the Ray tests, but ray is not installed (pip install "pickwise[distributed]")')
-        pytest.skip('the Ray tests need ray: pip install "pickwise[distributed]"')
-    if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
-        pytest.fail("ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set: it would not bind loopback")
-    tmp = Path(tempfile.mkdtemp(prefix="pwsc-"))
-    (tmp / "ray").mkdir()
-    env = {**_ENV, "RAY_TMPDIR": str(tmp)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import ray
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp / "local"))
-    try:
+    with ray_module_session(__name__, prefix="pwsc-") as ray:
         yield ray
-    finally:
-        if started:
-            ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_ray_equals_local_npy_and_parquet(ray_local, tmp_path, npy, data):

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raytools import tcp_listeners
 
 from pickwise.engine.parquet import write_outputs
 
@@ -104,26 +105,6 @@ def session_members(sid: int) -> dict[int, tuple[str, str]]:
     return out
 
 
-def listeners(pids: set[int]) -> list[str]:
-    """The local addresses (hex, as /proc/net/tcp{,6} write them) of the TCP sockets ``pids`` listen on."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:["):
-                    inodes.add(link[8:-1])
-        except OSError:
-            continue
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            cols = line.split()
-            if cols[3] == "0A" and cols[9] in inodes:  # state LISTEN
-                found.append(cols[1].split(":")[0])
-    return found
-
-
 def kill_session(sid: int, timeout: float = 20.0) -> dict[int, tuple[str, str]]:
     """SIGKILL the process group ``sid`` and every process left in session ``sid``; what still lives after."""
     deadline = time.monotonic() + timeout
@@ -162,7 +143,7 @@ def kill_mid_selection(cmd: list[str], env: dict[str, str]) -> tuple[dict[int, t
             picks = counts[0] if counts else None
         assert picks is not None, f"the driver was not seen mid-selection (exit {proc.poll()}): {seen[-800:]!r}"
         members = session_members(proc.pid)
-        ports = listeners(set(members))
+        ports = tcp_listeners(set(members))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
