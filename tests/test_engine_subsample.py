@@ -165,6 +165,7 @@ def test_bad_values_are_named():
     eng = LocalEngine.from_arrays({"values": np.array([0.0, np.inf, 1.0]), "index": np.arange(3)}, n_shards=1)
     with pytest.raises(ValueError, match="finite or NaN.*position 1"):
         sharded_candidates(eng, Subsample(Recorder(), alpha=2), 1, rng=np.random.default_rng(0))
+    assert not [k for k in eng.call(0, lambda st, _: list(st)) if k.startswith("_cs_")]  # nothing left behind
     eng = LocalEngine.from_arrays({"other": np.zeros(3)}, n_shards=1)
     with pytest.raises(ValueError, match="no array 'values'"):
         sharded_candidates(eng, Subsample(Recorder(), alpha=2), 1, rng=np.random.default_rng(0))

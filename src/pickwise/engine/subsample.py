@@ -45,7 +45,7 @@ import numpy as np
 
 from .._validation import check_rng
 from .base import Engine, drop_rows, shard_drops
-from .selection import _ADVANCE, _raise_first
+from .selection import _ADVANCE, _drop, _raise_first
 
 __all__ = ["HistoryLoader", "history_loaders", "sharded_candidates"]
 
@@ -269,48 +269,51 @@ def sharded_candidates(
     if not isinstance(sub, Subsample):
         raise ValueError(f"sub must be a pickwise.wrappers.Subsample (its alpha, tau, weighting, prune_below); got {sub!r}")
     check_rng(rng)
-    counts = engine.map(_cs_eligible, (values, sub.prune_below))
-    _raise_first(counts)
-    n = int(sum(engine.sizes))
-    k = check_batch_size(k, n, what="the number of unlabelled items")
-    pruned = sub.prune_below is not None and sum(counts) >= k
-    used = engine.map(_cs_use, pruned)
-    sizes = [u[0] for u in used]
-    n_elig = int(sum(sizes))
-    m = sub.n_candidates(n_elig, k)
-    if m >= n_elig:
-        return np.concatenate(engine.map(_cs_all, index))
-    known = [u[1] for u in used if u[1] is not None]
-    fill = max(known) if known else 0.0
-    before = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    for s, b in enumerate(before):
-        engine.call(s, _cs_before, int(b))
-    bg = rng.bit_generator
-    name = type(bg).__name__
-    if name in _ADVANCE:
-        st = bg.state
-        engine.map(_cs_keys, engine.broadcast((fill, sub.tau, sub.weighting, (name, st))))
-        bg.advance(n_elig)  # what rng.gumbel(size=n_elig) leaves, with any buffered 32-bit draw kept
-        after = bg.state
-        after["has_uint32"], after["uinteger"] = st["has_uint32"], st["uinteger"]
-        bg.state = after
-    else:
-        for s, size in enumerate(sizes):
-            engine.call(s, _cs_keys, (fill, sub.tau, sub.weighting, rng.gumbel(size=size)))
-    ranges = [r for r in engine.map(_cs_range) if r is not None]
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    while lo < hi:  # the largest t with #(key >= t) >= m: the m-th largest key
-        mid = lo + (hi - lo + 1) // 2
-        above, tied = _count(engine, mid)
-        if above + tied >= m:
-            lo = mid
+    try:
+        counts = engine.map(_cs_eligible, (values, sub.prune_below))
+        _raise_first(counts)
+        n = int(sum(engine.sizes))
+        k = check_batch_size(k, n, what="the number of unlabelled items")
+        pruned = sub.prune_below is not None and sum(counts) >= k
+        used = engine.map(_cs_use, pruned)
+        sizes = [u[0] for u in used]
+        n_elig = int(sum(sizes))
+        m = sub.n_candidates(n_elig, k)
+        if m >= n_elig:
+            return np.concatenate(engine.map(_cs_all, index))
+        known = [u[1] for u in used if u[1] is not None]
+        fill = max(known) if known else 0.0
+        before = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        for s, b in enumerate(before):
+            engine.call(s, _cs_before, int(b))
+        bg = rng.bit_generator
+        name = type(bg).__name__
+        if name in _ADVANCE:
+            st = bg.state
+            engine.map(_cs_keys, engine.broadcast((fill, sub.tau, sub.weighting, (name, st))))
+            bg.advance(n_elig)  # what rng.gumbel(size=n_elig) leaves, with any buffered 32-bit draw kept
+            after = bg.state
+            after["has_uint32"], after["uinteger"] = st["has_uint32"], st["uinteger"]
+            bg.state = after
         else:
-            hi = mid - 1
-    parts = engine.map(_cs_count, lo)
-    need = m - sum(p[0] for p in parts)  # keys equal to the threshold, first in pool order
-    quotas = []
-    for _, tied in parts:
-        quotas.append(min(tied, need))
-        need -= quotas[-1]
-    out = [engine.call(s, _cs_take, (lo, q, index)) for s, q in enumerate(quotas)]
-    return np.concatenate(out)
+            for s, size in enumerate(sizes):
+                engine.call(s, _cs_keys, (fill, sub.tau, sub.weighting, rng.gumbel(size=size)))
+        ranges = [r for r in engine.map(_cs_range) if r is not None]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        while lo < hi:  # the largest t with #(key >= t) >= m: the m-th largest key
+            mid = lo + (hi - lo + 1) // 2
+            above, tied = _count(engine, mid)
+            if above + tied >= m:
+                lo = mid
+            else:
+                hi = mid - 1
+        parts = engine.map(_cs_count, lo)
+        need = m - sum(p[0] for p in parts)  # keys equal to the threshold, first in pool order
+        quotas = []
+        for _, tied in parts:
+            quotas.append(min(tied, need))
+            need -= quotas[-1]
+        out = [engine.call(s, _cs_take, (lo, q, index)) for s, q in enumerate(quotas)]
+        return np.concatenate(out)
+    finally:  # no working arrays left on the shards, even after an error
+        engine.map(_drop, "_cs_")
