@@ -36,8 +36,10 @@ def ray_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def ray_module_session(module: str, *, prefix: str = "pwray-", num_cpus: int = 4) -> Iterator[object]:
-    """The ``ray`` module with a local instance up (see the module docstring); for a module-scoped fixture."""
+def ray_loopback_env(module: str, *, prefix: str = "pwray-") -> Iterator[Path]:
+    """Ray's variables (:func:`ray_env`, restored afterwards), a short private temp dir as ``RAY_TMPDIR``
+    (Unix socket paths must fit; removed afterwards), ``module`` shipped to Ray's workers by value; the
+    temp dir. Ray is shut down at the end if it is running."""
     if not HAVE_RAY:
         if IN_CI:
             pytest.fail('CI must run the Ray tests, but ray is not installed (pip install "pickwise[distributed]")')
@@ -45,20 +47,17 @@ def ray_module_session(module: str, *, prefix: str = "pwray-", num_cpus: int = 4
     if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
         pytest.fail("ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set: it would not bind loopback")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    (tmp / "ray").mkdir()
+    (tmp / "ray").mkdir()  # Ray's default dir under RAY_TMPDIR (a cluster's address file goes there)
     env = {**ray_env(), "RAY_TMPDIR": str(tmp)}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     import ray
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[module])  # workers cannot import a test module
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp / "local"))
     try:
-        yield ray
+        yield tmp
     finally:
-        if started:
+        if ray.is_initialized():
             ray.shutdown()
         for k, v in saved.items():
             if v is None:
@@ -66,6 +65,17 @@ def ray_module_session(module: str, *, prefix: str = "pwray-", num_cpus: int = 4
             else:
                 os.environ[k] = v
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_module_session(module: str, *, prefix: str = "pwray-", num_cpus: int = 4) -> Iterator[object]:
+    """The ``ray`` module with a local instance up (see the module docstring); for a module-scoped fixture."""
+    with ray_loopback_env(module, prefix=prefix) as tmp:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp / "local"))
+        yield ray
 
 
 def tcp_listeners(pids: set[int]) -> list[str]:

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from raytools import tcp_listeners
+from raytools import ray_loopback_env, tcp_listeners
 
 from pickwise.embeddings import GradEmbedding, gradient_factor
 from pickwise.engine import (
@@ -41,40 +38,11 @@ if importlib.util.find_spec("ray") is None:
         raise RuntimeError('CI must run the Ray tests, but ray is not installed (pip install "pickwise[distributed]")')
     pytest.skip('the Ray engine tests need ray: pip install "pickwise[distributed]"', allow_module_level=True)
 
-_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every listener on 127.0.0.1; must precede `import ray`
-    "RAY_USAGE_STATS_ENABLED": "0",
-    # one throwaway token per process (tests/conftest.py): Ray keeps the first token it read, so a second
-    # ray.init in the same process with another token would be refused; without it Ray writes ~/.ray/auth_token
-    "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32),
-}
-
-
 @pytest.fixture(scope="module")
 def ray_env() -> Iterator[Path]:
-    """The variables above (restored afterwards) and a short private temp dir (Unix socket paths)."""
-    if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
-        pytest.fail("ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set: it would not bind loopback")
-    tmp = Path(tempfile.mkdtemp(prefix="pwray-"))
-    (tmp / "ray").mkdir()  # Ray's default dir under RAY_TMPDIR; the cluster's address file goes there
-    env = {**_ENV, "RAY_TMPDIR": str(tmp)}  # Ray's own files (e.g. the cluster's address file) go here too
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import ray
-
-    # the test module is not importable by Ray's workers: ship its lambdas by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
+    """Ray's variables (restored afterwards) and a short private temp dir (Unix socket paths)."""
+    with ray_loopback_env(__name__) as tmp:
         yield tmp
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture
