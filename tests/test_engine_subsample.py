@@ -130,13 +130,19 @@ def write_round(folder: Path, ids: np.ndarray, vals: np.ndarray, *, parts: int =
 def test_history_loaders_read_the_latest_values_per_shard(tmp_path):
     n = 400
     rng = np.random.default_rng(0)
-    r1 = write_round(tmp_path / "r1", np.arange(n), rng.normal(size=n))
+    v1 = rng.normal(size=n)
+    r1 = write_round(tmp_path / "r1", np.arange(n), v1)
     ids2 = np.sort(rng.choice(n, 90, replace=False))
-    r2 = write_round(tmp_path / "r2", ids2, rng.normal(size=90))
+    v2 = rng.normal(size=90)
+    r2 = write_round(tmp_path / "r2", ids2, v2)
     ids3 = np.sort(rng.choice(n, 40, replace=False))
-    r3 = write_round(tmp_path / "r3", ids3, rng.normal(size=40), parts=1)
+    v3 = rng.normal(size=40)
+    r3 = write_round(tmp_path / "r3", ids3, v3, parts=1)
     labeled = np.sort(rng.choice(n, 30, replace=False))
-    expect = latest_scores([r1, r2, r3], n)
+    expect = v1.copy()  # the plain fold: later rounds overwrite earlier ones
+    expect[ids2] = v2
+    expect[ids3] = v3
+    np.testing.assert_array_equal(latest_scores([r1, r2, r3], n), expect)
     unl = np.setdiff1d(np.arange(n), labeled)
     for shards in (1, 3, 7):
         loaders = history_loaders([r1, r2, r3], n, shards, exclude=labeled)

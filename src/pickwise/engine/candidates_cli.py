@@ -2,10 +2,11 @@
 
     pickwise candidates --history ROUND_DIR [ROUND_DIR ...] --n-items N --k K --alpha A --out CAND.npy
                         [--labeled LABELED.npy] [--score entropy] [--tau T] [--weighting temperature|power]
-                        [--prune-below V] [--seed S] [--engine local|ray] [--shards N] [--address HOST:PORT]
+                        [--prune-below V] [--key auto|id|row] [--seed S] [--engine local|ray] [--shards N]
+                        [--address HOST:PORT]
 
 Each shard reads its own items' latest ``score_<score>`` from the earlier rounds' Parquet folders
-(``pickwise score`` output, ids = item indices 0 .. N−1, oldest first) and the candidates are those
+(``pickwise score`` output, oldest first; items 0 .. N−1 by integer id or by input row: ``--key``) and the candidates are those
 ``Subsample(alpha=, tau=, weighting=, prune_below=).select`` draws with ``np.random.default_rng(seed)``
 (:func:`pickwise.engine.subsample.sharded_candidates`). The output is a ``.npy`` of the candidates'
 item indices, ascending, for ``pickwise score --rows`` (score only those), then ``pickwise select``
@@ -60,7 +61,6 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     from .._fs import atomic_write
     from ..precomputed import load_npy
     from ..wrappers import Subsample
-    from .base import shard_bounds
     from .subsample import history_loaders, sharded_candidates
 
     out = Path(args.out)
@@ -92,7 +92,6 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         raise ValueError(f"--n-items must be >= 1; got {args.n_items}")
     if args.shards < 1:
         raise ValueError(f"--shards must be >= 1; got {args.shards}")
-    shard_bounds(args.n_items, args.shards)  # --shards > N is an error naming both
     loaders = history_loaders(args.history, args.n_items, args.shards, score=args.score, exclude=labeled,
                               key=args.key)
     unlabeled = sum(ld.size for ld in loaders)

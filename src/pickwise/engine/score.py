@@ -1027,17 +1027,10 @@ def latest_scores(rounds: Sequence[str | Path], n_items: int, *, score: str = "e
     (``sub.load_state_dict({"values": latest_scores(...).tolist()})`` with NaN as None, or set
     ``sub.values`` directly), so a later round samples its candidates from this history.
     """
-    from .parquet import parquet_files, read_outputs
+    from .subsample import VALUES, history_loaders
 
     n_items = _check_number("n_items", n_items, integer=True, low=0)
-    values = np.full(n_items, np.nan)
-    col = f"score_{score}"
-    for r in rounds:
-        name = item_key(parquet_files(r), key)
-        got = read_outputs(r, columns=[name, col])
-        ids = got[name]
-        bad = (ids < 0) | (ids >= n_items)
-        if bad.any():
-            raise ValueError(f"{str(r)!r} holds {name}s outside 0 .. {n_items - 1}: {ids[bad][:5].tolist()}")
-        values[ids] = got[col]
-    return values
+    if n_items == 0 or (not isinstance(rounds, (str, Path)) and len(rounds) == 0):
+        return np.full(n_items, np.nan)  # nothing scored yet
+    (whole,) = history_loaders(rounds, n_items, 1, score=score, key=key)  # one shard: every item, in order
+    return whole()[VALUES]

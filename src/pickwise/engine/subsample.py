@@ -4,8 +4,8 @@
 items' latest scores (Gumbel-top-m over log-weights ``values / tau``, never-scored items at the best
 known value). On a pool of 100M items those latest values do not belong on one machine: here every
 shard reads its own items' history from the earlier rounds' Parquet folders
-(:class:`HistoryLoader`; the folders :func:`~pickwise.engine.score_to_parquet` writes, ids = item
-indices) and :func:`sharded_candidates` draws the same candidates as ``Subsample.select`` would:
+(:class:`HistoryLoader`; the folders :func:`~pickwise.engine.score_to_parquet` writes, items
+identified by integer ids or by the ``row`` column: :func:`history_loaders`' ``key``) and :func:`sharded_candidates` draws the same candidates as ``Subsample.select`` would:
 
 * eligible = the shard's unlabelled items, less those whose latest value is below ``prune_below``
   (unless fewer than k would remain: one count per shard);
@@ -30,8 +30,11 @@ Typical round on a large pool (every command also takes ``--engine ray --shards 
 
     pickwise candidates --history scores/r1 scores/r2 --n-items 100000000 --labeled labeled.npy \
         --k 1000 --alpha 0.05 --seed 3 --out cand.npy        # 5M candidates drawn from the history
-    pickwise score --inputs pool.parquet --rows cand.npy --out scores/r3 ...   # score only those
+    pickwise score --inputs pool.npy --rows cand.npy --out scores/r3 ...   # score only those
     pickwise select --parquet scores/r3 --strategy entropy --k 1000 --out picks.csv
+
+``--rows`` takes row numbers of the input: for a Parquet pool whose integer ids are not its row
+numbers, draw the candidates with ``--key row``.
 """
 
 from __future__ import annotations
@@ -131,9 +134,14 @@ def history_loaders(
             col = schema.names.index(name_key)
             for g in range(meta.metadata.num_row_groups):
                 st = meta.metadata.row_group(g).column(col).statistics
-                if st is not None and st.has_min_max and (st.min < 0 or st.max >= n_items):
+                if st is not None and st.has_min_max:
+                    lo, hi = st.min, st.max
+                else:  # a writer without statistics: read the indices once
+                    idx = meta.read_row_group(g, columns=[name_key]).column(0).to_numpy()
+                    lo, hi = (int(idx.min()), int(idx.max())) if idx.shape[0] else (0, 0)
+                if lo < 0 or hi >= n_items:
                     raise ValueError(f"{str(f)!r} holds {name_key}s outside 0 .. {n_items - 1} "
-                                     f"(row group {g}: {st.min} .. {st.max})")
+                                     f"(row group {g}: {lo} .. {hi})")
         parts.append(tuple(str(f.resolve()) for f in files))
         keys.append(name_key)
     return [HistoryLoader(tuple(parts), column, lo, hi, drop, INDEX, tuple(keys))
@@ -176,23 +184,19 @@ def _cs_keys(state: dict, arg: tuple) -> None:
     from ..wrappers import candidate_weights
 
     fill, tau, weighting, noise = arg
-    v = state.pop("_cs_v")[state["_cs_elig"]]
+    v = state["_cs_v"][state["_cs_elig"]]
     log_w = candidate_weights(np.where(np.isfinite(v), v, fill), tau=tau, weighting=weighting)
     if isinstance(noise, np.ndarray):
         g = noise
     else:
-        name, st = noise
+        name, st, before = noise  # before: eligible items in earlier shards, by shard offset
         bg = getattr(np.random, name)()
         bg.state = st
-        bg.advance(state["_cs_before"])
+        bg.advance(before[state["offset"]])
         g = np.random.Generator(bg).gumbel(size=v.shape[0])
     keys = (log_w + g) + 0.0  # + 0.0: −0.0 orders as 0.0
     bits = keys.view(np.int64)
     state["_cs_key"] = bits ^ ((bits >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))
-
-
-def _cs_before(state: dict, before: int) -> None:
-    state["_cs_before"] = int(before)
 
 
 def _cs_range(state: dict, _: Any) -> tuple[int, int] | None:
@@ -206,11 +210,11 @@ def _cs_count(state: dict, t: int) -> tuple[int, int]:
     return int(np.count_nonzero(key > t)), int(np.count_nonzero(key == t))
 
 
-def _cs_take(state: dict, arg: tuple[int, int, str | None]) -> np.ndarray:
-    """The shard's candidates: keys above t, and the first ``ties`` keys equal to t; as item indices."""
-    t, ties, index = arg
-    key, elig = state.pop("_cs_key"), state.pop("_cs_elig")
-    state.pop("_cs_before", None)
+def _cs_take(state: dict, arg: tuple[int, dict[int, int], str | None]) -> np.ndarray:
+    """The shard's candidates: keys above t, and the first ``ties[offset]`` keys equal to t; as item indices."""
+    t, ties_by_offset, index = arg
+    key, elig = state["_cs_key"], state["_cs_elig"]
+    ties = ties_by_offset[state["offset"]]
     take = key > t
     if ties:
         take[np.flatnonzero(key == t)[:ties]] = True
@@ -219,8 +223,7 @@ def _cs_take(state: dict, arg: tuple[int, int, str | None]) -> np.ndarray:
 
 
 def _cs_all(state: dict, index: str | None) -> np.ndarray:
-    elig = state.pop("_cs_elig")
-    state.pop("_cs_v", None)
+    elig = state["_cs_elig"]
     return (state[index][elig] if index is not None and index in state else elig + state["offset"]).astype(np.int64)
 
 
@@ -283,14 +286,15 @@ def sharded_candidates(
             return np.concatenate(engine.map(_cs_all, index))
         known = [u[1] for u in used if u[1] is not None]
         fill = max(known) if known else 0.0
-        before = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        for s, b in enumerate(before):
-            engine.call(s, _cs_before, int(b))
+        # per-shard values travel in one map keyed by the shard's offset (an empty shard shares its
+        # offset with the next one; it has no eligible items, so the shared entry is right for both)
+        offs = [int(o) for o in engine.offsets]
         bg = rng.bit_generator
         name = type(bg).__name__
         if name in _ADVANCE:
             st = bg.state
-            engine.map(_cs_keys, engine.broadcast((fill, sub.tau, sub.weighting, (name, st))))
+            before = dict(zip(offs, (int(b) for b in np.cumsum([0, *sizes[:-1]]))))
+            engine.map(_cs_keys, engine.broadcast((fill, sub.tau, sub.weighting, (name, st, before))))
             bg.advance(n_elig)  # what rng.gumbel(size=n_elig) leaves, with any buffered 32-bit draw kept
             after = bg.state
             after["has_uint32"], after["uinteger"] = st["has_uint32"], st["uinteger"]
@@ -309,11 +313,10 @@ def sharded_candidates(
                 hi = mid - 1
         parts = engine.map(_cs_count, lo)
         need = m - sum(p[0] for p in parts)  # keys equal to the threshold, first in pool order
-        quotas = []
-        for _, tied in parts:
-            quotas.append(min(tied, need))
-            need -= quotas[-1]
-        out = [engine.call(s, _cs_take, (lo, q, index)) for s, q in enumerate(quotas)]
-        return np.concatenate(out)
+        quotas = {}
+        for off, (_, tied) in zip(offs, parts):
+            quotas[off] = min(tied, need)
+            need -= quotas[off]
+        return np.concatenate(engine.map(_cs_take, (lo, quotas, index)))
     finally:  # no working arrays left on the shards, even after an error
         engine.map(_drop, "_cs_")
